@@ -170,9 +170,9 @@ func stubs(r *rand.Rand, n int) tracetest.SpanStubs {
 			StartTime: st, EndTime: st.Add(30 * time.Second),
 			Attributes: []attribute.KeyValue{attribute.String("http.route", "/:endpoint"), attribute.Int64("n", int64(i)), attribute.Float64("f", 1.5),
 				attribute.Bool("b", true), attribute.StringSlice("ss", []string{"a", "b"}), attribute.Int64Slice("is", []int64{1, 2})},
-			Events: []sdktrace.Event{{Name: "exception", Time: st, Attributes: []attribute.KeyValue{attribute.String("exception.message", "timeout exceeded when trying to connect")}}},
-			Links:  []sdktrace.Link{{SpanContext: sc, Attributes: []attribute.KeyValue{attribute.String("l", "x")}}},
-			Status: sdktrace.Status{Code: codes.Error, Description: "timeout exceeded when trying to connect"},
+			Events:   []sdktrace.Event{{Name: "exception", Time: st, Attributes: []attribute.KeyValue{attribute.String("exception.message", "timeout exceeded when trying to connect")}}},
+			Links:    []sdktrace.Link{{SpanContext: sc, Attributes: []attribute.KeyValue{attribute.String("l", "x")}}},
+			Status:   sdktrace.Status{Code: codes.Error, Description: "timeout exceeded when trying to connect"},
 			Resource: res, InstrumentationScope: instrumentation.Scope{Name: "blackbox", Version: "1"},
 		})
 	}

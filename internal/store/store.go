@@ -85,10 +85,10 @@ const (
 	IntrinsicSpanID        = "spanID"        // hex
 	IntrinsicParentID      = "parentID"      // hex, "" for roots
 	// Logs.
-	IntrinsicSeverity     = "severity"     // severity text, lower case ("" when unset)
-	IntrinsicSeverityNum  = "severityNumber"
-	IntrinsicBody         = "body"         // string form of the body
-	IntrinsicLogGroup     = "logGroup"     // first of resource aws.log.group.names
+	IntrinsicSeverity    = "severity" // severity text, lower case ("" when unset)
+	IntrinsicSeverityNum = "severityNumber"
+	IntrinsicBody        = "body"     // string form of the body
+	IntrinsicLogGroup    = "logGroup" // first of resource aws.log.group.names
 )
 
 // Field names a column: an attribute by scope and key, or an intrinsic.

@@ -14,11 +14,23 @@ type bitset []uint64
 
 func newBitset(n int) bitset { return make(bitset, (n+63)/64) }
 
-func (b bitset) set(i int)       { b[i>>6] |= 1 << (uint(i) & 63) }
-func (b bitset) has(i int) bool  { return b[i>>6]&(1<<(uint(i)&63)) != 0 }
-func (b bitset) and(o bitset)    { for i := range b { b[i] &= o[i] } }
-func (b bitset) or(o bitset)     { for i := range b { b[i] |= o[i] } }
-func (b bitset) andNot(o bitset) { for i := range b { b[i] &^= o[i] } }
+func (b bitset) set(i int)      { b[i>>6] |= 1 << (uint(i) & 63) }
+func (b bitset) has(i int) bool { return b[i>>6]&(1<<(uint(i)&63)) != 0 }
+func (b bitset) and(o bitset) {
+	for i := range b {
+		b[i] &= o[i]
+	}
+}
+func (b bitset) or(o bitset) {
+	for i := range b {
+		b[i] |= o[i]
+	}
+}
+func (b bitset) andNot(o bitset) {
+	for i := range b {
+		b[i] &^= o[i]
+	}
+}
 
 func (b bitset) not(n int) {
 	for i := range b {

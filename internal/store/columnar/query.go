@@ -717,4 +717,3 @@ func (s *Store) LogAttributeKeys(ctx context.Context, scope store.Scope, start, 
 func (s *Store) LogAttributeValues(ctx context.Context, f store.Field, filter *store.Cond, start, end time.Time, limit int) ([]store.KeyCount, error) {
 	return s.logs.attributeValues(ctx, f, filter, start, end, limit)
 }
-

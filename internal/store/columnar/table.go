@@ -465,8 +465,8 @@ func (t *table) close() error {
 }
 
 type tableStats struct {
-	headRows, headBytes int64
-	blocks              int
+	headRows, headBytes  int64
+	blocks               int
 	blockBytes, walBytes int64
 	rows, torn           int64
 }
