@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"runtime/debug"
 	"sync/atomic"
 	"time"
 
@@ -16,10 +17,16 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/trenchcoat/trenchcoat/internal/alerting"
 	"github.com/trenchcoat/trenchcoat/internal/api"
+	"github.com/trenchcoat/trenchcoat/internal/investigate"
 	"github.com/trenchcoat/trenchcoat/internal/otlp"
 	"github.com/trenchcoat/trenchcoat/internal/pipeline"
+	"github.com/trenchcoat/trenchcoat/internal/query/prom"
+	"github.com/trenchcoat/trenchcoat/internal/servicegraph"
+	"github.com/trenchcoat/trenchcoat/internal/spanmetrics"
 	"github.com/trenchcoat/trenchcoat/internal/store/columnar"
+	"github.com/trenchcoat/trenchcoat/internal/store/tsdb"
 )
 
 // serveConfig holds every flag of `serve` (and so of `demo`).
@@ -34,6 +41,7 @@ type serveConfig struct {
 	SLODir          string
 	AlertmanagerURL string
 	LogLevel        string
+	MemoryLimitMiB  int64
 }
 
 func (c *serveConfig) register(fs *flag.FlagSet) {
@@ -48,6 +56,7 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.SLODir, "slo-dir", "", "folder of SLO YAML files loaded on start")
 	fs.StringVar(&c.AlertmanagerURL, "alertmanager-url", "", "Alertmanager base URL to notify (API v2)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+	fs.Int64Var(&c.MemoryLimitMiB, "memory-limit-mib", 1024, "soft memory limit for the Go runtime (GOMEMLIMIT); 0 leaves it unset")
 }
 
 func runServe(ctx context.Context, args []string) error {
@@ -70,6 +79,8 @@ type server struct {
 	log      *slog.Logger
 	store    *columnar.Store
 	recv     *otlp.Receiver
+	slos     *alerting.Registry
+	alerts   *alerting.Manager
 	http     *http.Server
 	httpAddr string
 	ready    atomic.Bool
@@ -81,6 +92,11 @@ func startServer(ctx context.Context, cfg serveConfig) (s *server, err error) {
 	log, err := newLogger(cfg.LogLevel)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.MemoryLimitMiB > 0 {
+		// A soft limit makes the GC work harder near it instead of letting
+		// the heap double: ingest bursts stay within the machine's budget.
+		debug.SetMemoryLimit(cfg.MemoryLimitMiB << 20)
 	}
 	s = &server{log: log}
 	defer func() {
@@ -128,13 +144,61 @@ func startServer(ctx context.Context, cfg serveConfig) (s *server, err error) {
 	s.store = st
 	s.stoppers = append(s.stoppers, func(context.Context) error { return st.Close() })
 
-	pl, err := pipeline.New(pipeline.Config{Traces: st, Logs: st, Registerer: reg, Logger: log})
+	ms, err := tsdb.Open(tsdb.Config{Dir: filepath.Join(cfg.DataDir, "metrics"), Retention: cfg.Retention, Registerer: reg, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	s.stoppers = append(s.stoppers, func(context.Context) error { return ms.Close() })
+
+	sm, err := spanmetrics.New(spanmetrics.Config{Registerer: reg, Logger: log}, ms.AppendableV2())
+	if err != nil {
+		return nil, err
+	}
+	sg, err := servicegraph.New(servicegraph.Config{Registerer: reg, Logger: log}, ms.AppendableV2())
+	if err != nil {
+		return nil, err
+	}
+	for _, g := range []interface {
+		Start(context.Context) error
+		Shutdown(context.Context) error
+	}{sm, sg} {
+		if err := g.Start(ctx); err != nil {
+			return nil, err
+		}
+		s.stoppers = append(s.stoppers, g.Shutdown)
+	}
+
+	pl, err := pipeline.New(pipeline.Config{Traces: st, Logs: st, Metrics: ms, Generators: []pipeline.TraceConsumer{sm, sg}, Registerer: reg, Logger: log})
 	if err != nil {
 		return nil, err
 	}
 
+	promAPI, err := prom.New(prom.Config{Metadata: ms, Registerer: reg, Logger: log}, ms.Queryable(), ms.Appendable())
+	if err != nil {
+		return nil, err
+	}
+	sloReg, alerts, err := startAlerting(ctx, s, cfg, promAPI, ms, reg, log)
+	if err != nil {
+		return nil, err
+	}
+	s.slos, s.alerts = sloReg, alerts
+
+	lim := api.QueryLimits{MaxSeries: 1000, MaxRows: 5_000_000, Timeout: 30 * time.Second}
 	apiMux := http.NewServeMux()
 	api.RegisterTraceByID(apiMux, st)
+	api.RegisterTraceQueries(apiMux, st, lim)
+	api.RegisterLogQueries(apiMux, st, lim)
+	promAPI.Register(apiMux)
+	api.RegisterSLOs(apiMux, sloReg, alerts)
+	api.RegisterAlerts(apiMux, alerts)
+	det := investigate.New(investigate.Config{Traces: st, Logs: st, Metrics: promMetrics{engine: promAPI.Engine(), q: ms.Queryable()}, Logger: log})
+	api.RegisterInvestigations(apiMux, det, func(ctx context.Context, name string) (string, error) {
+		e, err := sloReg.Get(name)
+		if err != nil {
+			return "", err
+		}
+		return e.SLO.Service, nil
+	})
 
 	recv, err := otlp.New(otlp.Config{GRPCAddr: cfg.OTLPGRPCAddr, HTTPAddr: cfg.OTLPHTTPAddr, MaxRequestBytes: cfg.MaxRequestBytes, Registerer: reg, Logger: log}, pl)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"math"
 	"net"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -451,5 +452,51 @@ func TestOpenErrors(t *testing.T) {
 	}
 	if _, err := Open(Config{Dir: t.TempDir(), Retention: -time.Hour}); err == nil {
 		t.Error("negative retention accepted")
+	}
+}
+
+// TestConcurrentWrites: writers (cumulative and delta) and readers at
+// once; run with -race.
+func TestConcurrentWrites(t *testing.T) {
+	s := openStore(t, Config{})
+	ctx := context.Background()
+	base := time.Now().Add(-time.Hour)
+	done := make(chan error, 8)
+	for w := range 4 {
+		go func() {
+			var err error
+			for i := 0; i < 20 && err == nil; i++ {
+				temp := pmetric.AggregationTemporalityCumulative
+				if w%2 == 1 {
+					temp = pmetric.AggregationTemporalityDelta
+				}
+				md := sumMetrics("worker."+strconv.Itoa(w), temp, base.Add(time.Duration(i)*time.Minute), int64(i))
+				err = s.WriteMetrics(ctx, md)
+			}
+			done <- err
+		}()
+	}
+	for range 2 {
+		go func() {
+			for range 20 {
+				qr, err := s.Queryable().Querier(math.MinInt64, math.MaxInt64)
+				if err != nil {
+					done <- err
+					return
+				}
+				_, _, _ = qr.LabelValues(ctx, labels.MetricName, nil)
+				_ = qr.Close()
+				_ = s.Metadata("", 0)
+			}
+			done <- nil
+		}()
+	}
+	for range 6 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(metricNames(t, s.Queryable())); n != 4 {
+		t.Errorf("metric names = %d, want 4", n)
 	}
 }

@@ -1,0 +1,5 @@
+package logql
+
+import "errors"
+
+func errorsIsStd(err, target error) bool { return errors.Is(err, target) }
