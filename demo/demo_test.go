@@ -441,3 +441,36 @@ func processesInGroup(pgid int) []int {
 	sort.Ints(out)
 	return out
 }
+
+// TestLiveDefaults runs the live world with the default timings for
+// $DEMO_LONG seconds and reports what it saw; for a look, not for CI.
+func TestLiveDefaults(t *testing.T) {
+	secs, _ := strconv.Atoi(os.Getenv("DEMO_LONG"))
+	if secs == 0 || postgresAvailable() != nil {
+		t.Skip("set DEMO_LONG=seconds to run")
+	}
+	rec := newRecorder(t)
+	dir := t.TempDir()
+	t.Cleanup(func() {
+		if target, err := os.Readlink(filepath.Join(dir, "postgres")); err == nil {
+			os.RemoveAll(filepath.Dir(target))
+		}
+	})
+	var out syncBuffer
+	cfg := Config{OTLPEndpoint: rec.addr, DataDir: dir, Out: &out, Backfill: -1, IncidentAfter: 10 * time.Second}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(secs)*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := Run(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := loadState(dir, 0)
+	f := analyseRec(rec, st.logGroup(), start.Add(cfg.IncidentAfter))
+	var long []string
+	for _, d := range f.poolTimeouts {
+		long = append(long, d.Round(time.Millisecond).String())
+	}
+	t.Logf("out:\n%s", out.String())
+	t.Logf("messages: %v; timeouts %v; fatal %d; max conns %g; error ratio %.2f (%d); median booking %s",
+		f.msgs, long[:min(len(long), 10)], f.fatal, f.maxConns, f.errRatio(), f.srvTotal, f.srvMedian)
+}

@@ -14,6 +14,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -103,10 +104,22 @@ func startPostgres(ctx context.Context, dataDir string) (*pgServer, error) {
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Credential: s.cred}
 	var stderr bytes.Buffer
 	s.cmd.Stderr = &stderr
-	if err := s.cmd.Start(); err != nil {
+	// Pdeathsig fires when the thread that forked exits, not the process:
+	// start and wait on one locked thread so it lives as long as postgres.
+	started := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		err := s.cmd.Start()
+		started <- err
+		if err == nil {
+			_ = s.cmd.Wait()
+		}
+		close(s.exited)
+	}()
+	if err := <-started; err != nil {
 		return nil, fmt.Errorf("demo: start postgres: %w", err)
 	}
-	go func() { _ = s.cmd.Wait(); close(s.exited) }()
 	if err := s.waitReady(ctx); err != nil {
 		s.stop()
 		return nil, fmt.Errorf("demo: postgres did not start: %w (%s)", err, strings.TrimSpace(stderr.String()))

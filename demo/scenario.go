@@ -62,8 +62,11 @@ func (p peakSale) At(d time.Duration) Conditions {
 		return normal
 	}
 	c := normal
-	// Ramp to the full surge over two minutes, then stay there with a wobble.
-	ramp := math.Min(1, d.Seconds()/120)
+	// Ramp to the full surge over two minutes (quicker when the crash comes
+	// early, so that the surge is at its height before it), then stay there
+	// with a wobble.
+	rampFor := min(2*time.Minute, p.t.CrashAfter/3)
+	ramp := math.Min(1, d.Seconds()/max(rampFor.Seconds(), 1))
 	wobble := 1 + 0.08*math.Sin(d.Seconds()/37)
 	c.Load = 1 + (p.t.SurgeFactor-1)*ramp*wobble
 	c.BookingShare = 0.85

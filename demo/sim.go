@@ -643,7 +643,17 @@ func lambdaGauges(name string, s fnStats) []gauge {
 const albHost = "internal-tickets-server-alb-1184019475.us-east-1.elb.amazonaws.com"
 
 func dbAttrs(st *state, op string) []attribute.KeyValue {
-	a := []attribute.KeyValue{
+	st.dbOnce.Do(func() { st.dbAttrs = makeDBAttrs(st) })
+	if op == "" {
+		return st.dbAttrs
+	}
+	a := make([]attribute.KeyValue, 0, len(st.dbAttrs)+2)
+	a = append(a, st.dbAttrs...)
+	return append(a, attribute.String("db.operation.name", op), attribute.String("db.operation", op))
+}
+
+func makeDBAttrs(st *state) []attribute.KeyValue {
+	return []attribute.KeyValue{
 		attribute.String("db.system.name", "postgresql"),
 		attribute.String("db.system", "postgresql"),
 		attribute.String("db.namespace", dbName),
@@ -656,10 +666,6 @@ func dbAttrs(st *state, op string) []attribute.KeyValue {
 		attribute.String("peer.service", "tickets-database"),
 		attribute.String("db.connection_string", fmt.Sprintf("postgresql://%s:5432/%s", st.dbHost(), dbName)),
 	}
-	if op != "" {
-		a = append(a, attribute.String("db.operation.name", op), attribute.String("db.operation", op))
-	}
-	return a
 }
 
 func httpServerAttrs(method string, status int) []attribute.KeyValue {

@@ -58,6 +58,9 @@ type state struct {
 	DBID       string `json:"db_id"`   // 6 hex chars, fixed per data dir
 	DBHostTag  string `json:"db_host"` // the random label in the RDS endpoint
 	Backfilled bool   `json:"-"`       // from the marker file
+
+	dbOnce  sync.Once
+	dbAttrs []attribute.KeyValue // the database span attributes, made once
 }
 
 const (
@@ -270,9 +273,9 @@ func (sharedLogExporter) Shutdown(context.Context) error { return nil }
 // tracerProvider returns a new provider for one resource. Blocking makes the
 // batcher wait rather than drop spans when a backfill outruns the exporter.
 func (h *hub) tracerProvider(res *resource.Resource) *sdktrace.TracerProvider {
-	opts := []sdktrace.BatchSpanProcessorOption{sdktrace.WithMaxQueueSize(8192), sdktrace.WithBatchTimeout(time.Second)}
+	opts := []sdktrace.BatchSpanProcessorOption{sdktrace.WithBatchTimeout(time.Second)}
 	if h.blocking.Load() {
-		opts = append(opts, sdktrace.WithBlocking())
+		opts = append(opts, sdktrace.WithBlocking(), sdktrace.WithMaxQueueSize(8192))
 	}
 	tp := sdktrace.NewTracerProvider(
 		sdktrace.WithResource(res),
@@ -289,7 +292,7 @@ func (h *hub) tracerProvider(res *resource.Resource) *sdktrace.TracerProvider {
 func (h *hub) loggerProvider(res *resource.Resource) *sdklog.LoggerProvider {
 	lp := sdklog.NewLoggerProvider(
 		sdklog.WithResource(res),
-		sdklog.WithProcessor(sdklog.NewBatchProcessor(h.logs, sdklog.WithMaxQueueSize(65536), sdklog.WithExportInterval(time.Second))),
+		sdklog.WithProcessor(sdklog.NewBatchProcessor(h.logs, sdklog.WithMaxQueueSize(16384), sdklog.WithExportInterval(time.Second))),
 	)
 	h.mu.Lock()
 	h.lps = append(h.lps, lp)

@@ -3,8 +3,8 @@ package investigate
 import (
 	"context"
 	"fmt"
-	"slices"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -177,7 +177,9 @@ func (v *inv) durationShift(ctx context.Context) error {
 			list = append(list, shift{name, p, bp, f})
 		}
 	}
-	sort.Slice(list, func(i, j int) bool { return list[i].factor > list[j].factor || (list[i].factor == list[j].factor && list[i].name < list[j].name) })
+	sort.Slice(list, func(i, j int) bool {
+		return list[i].factor > list[j].factor || (list[i].factor == list[j].factor && list[i].name < list[j].name)
+	})
 	for i, s := range list {
 		if i == 3 {
 			break

@@ -234,11 +234,11 @@ func (v *inv) checkMetrics(ctx context.Context) error {
 	span := v.end.Sub(v.bstart)
 	step := max(span/120, 15*time.Second)
 	type hit struct {
-		sel           string
-		id            string
-		mb, mw, mx    float64
-		change        float64
-		saturated     bool
+		sel        string
+		id         string
+		mb, mw, mx float64
+		change     float64
+		saturated  bool
 	}
 	var hits []hit
 	seen := map[string]bool{}

@@ -139,7 +139,9 @@ func (v *inv) checkAttributes(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		sort.Slice(keys, func(i, j int) bool { return keys[i].Count > keys[j].Count || (keys[i].Count == keys[j].Count && keys[i].Key < keys[j].Key) })
+		sort.Slice(keys, func(i, j int) bool {
+			return keys[i].Count > keys[j].Count || (keys[i].Count == keys[j].Count && keys[i].Key < keys[j].Key)
+		})
 		if len(keys) > 40 {
 			keys = keys[:40]
 		}
@@ -448,8 +450,8 @@ func topInt(m map[string]int) string {
 }
 
 type rootCause struct {
-	service, name, msg   string
-	dep, addr, sys, db   string
+	service, name, msg string
+	dep, addr, sys, db string
 }
 
 type node struct {

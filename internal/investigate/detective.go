@@ -119,17 +119,17 @@ func New(cfg Config) *Detective {
 // in dependency order: later ones use what earlier ones implicated (the
 // service, the dependency), which is how the detective follows a lead.
 type inv struct {
-	d                    *Detective
-	req                  Request
-	start, end           time.Time // the window
-	bstart, bend         time.Time // the baseline
-	service              string    // the implicated service
-	deps                 []dependency
-	errWin, totWin       float64 // error and total spans of service in the window
-	errBase, totBase     float64
-	mu                   sync.Mutex
-	findings             []Finding
-	errs                 []string
+	d                *Detective
+	req              Request
+	start, end       time.Time // the window
+	bstart, bend     time.Time // the baseline
+	service          string    // the implicated service
+	deps             []dependency
+	errWin, totWin   float64 // error and total spans of service in the window
+	errBase, totBase float64
+	mu               sync.Mutex
+	findings         []Finding
+	errs             []string
 }
 
 type dependency struct {

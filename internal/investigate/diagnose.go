@@ -295,7 +295,6 @@ func (v *inv) impact() string {
 	return s + ")"
 }
 
-
 func atoi(s string) int {
 	n, _ := strconv.Atoi(s)
 	return n

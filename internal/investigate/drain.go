@@ -33,7 +33,9 @@ func (c *Cluster) Template() string { return strings.Join(c.Tokens, " ") }
 const wildcard = "<*>"
 
 // NewDrain returns an empty Drain.
-func NewDrain() *Drain { return &Drain{Threshold: 0.5, MaxClusters: 100, groups: map[string][]*Cluster{}} }
+func NewDrain() *Drain {
+	return &Drain{Threshold: 0.5, MaxClusters: 100, groups: map[string][]*Cluster{}}
+}
 
 // Add files line (with its severity text) and returns its cluster.
 func (d *Drain) Add(line, severity string) *Cluster {

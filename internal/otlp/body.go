@@ -136,12 +136,13 @@ func readBody(w http.ResponseWriter, req *http.Request, contentEncoding string, 
 	buf := getBuf()
 	if req.ContentLength > 0 {
 		// Compressed bodies grow; 4x is a cheap guess that avoids most
-		// regrowth and stays within the limit.
+		// regrowth. Capped, so that a client announcing a big body and
+		// sending nothing cannot make us allocate the whole limit up front.
 		want := req.ContentLength
 		if contentEncoding == "gzip" || contentEncoding == "zstd" {
-			want = min(want*4, max)
+			want *= 4
 		}
-		buf.Grow(int(want) + bytes.MinRead)
+		buf.Grow(int(min(want, max, 4<<20)) + bytes.MinRead)
 	}
 	// One byte over the limit tells "exactly max" from "more than max".
 	_, err = buf.ReadFrom(io.LimitReader(src, max+1))

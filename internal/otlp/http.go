@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
@@ -45,7 +46,8 @@ func (r *Receiver) httpHandler(sig signal) http.Handler {
 			fail(e)
 			return
 		}
-		ce := req.Header.Get("Content-Encoding")
+		// Content codings are case-insensitive (RFC 9110 8.4.1).
+		ce := strings.ToLower(req.Header.Get("Content-Encoding"))
 		switch ce {
 		case "", "identity", "gzip", "zstd":
 		default:

@@ -209,7 +209,7 @@ func (r *Receiver) Start(ctx context.Context) error {
 				r.log.Error("OTLP gRPC server stopped", "err", err)
 			}
 		}()
-		r.log.Info("OTLP/gRPC receiver listening", "addr", r.grpcAddr)
+		r.log.Debug("OTLP/gRPC receiver listening", "addr", r.grpcAddr)
 	}
 	if r.httpLis != nil {
 		r.httpSrv = &http.Server{
@@ -229,7 +229,7 @@ func (r *Receiver) Start(ctx context.Context) error {
 				r.log.Error("OTLP HTTP server stopped", "err", err)
 			}
 		}()
-		r.log.Info("OTLP/HTTP receiver listening", "addr", r.httpAddr)
+		r.log.Debug("OTLP/HTTP receiver listening", "addr", r.httpAddr)
 	}
 	return nil
 }

@@ -74,6 +74,19 @@ func BenchmarkDecodeTraces(b *testing.B) {
 	})
 }
 
+// BenchmarkSanitizeTraces is the limit walk alone over clean data, the
+// receiver's own cost on top of pdata's decode.
+func BenchmarkSanitizeTraces(b *testing.B) {
+	td := realisticTraces(benchSpans)
+	l := limits{maxValueBytes: 8192, maxAttrs: 256, maxDepth: 16}
+	b.ReportAllocs()
+	for b.Loop() {
+		s := sanitizer{limits: l}
+		s.traces(td)
+	}
+	reportSpans(b)
+}
+
 // BenchmarkHTTPTraces goes through the whole OTLP/HTTP handler (body
 // read, decode, limits, response) with a no-op consumer, no network.
 func BenchmarkHTTPTraces(b *testing.B) {

@@ -428,43 +428,58 @@ func structural(x SpansetExpr) bool {
 
 // candidate is a trace some spans of which matched the pushed-down filters.
 type candidate struct {
-	first int64           // earliest matched span start: the order of search results
-	rows  []store.SpanRow // matched rows, kept only when they are exact
+	last  int64           // latest matched span start: how search picks the newest traces
+	n     int             // rows matched
+	rows  []store.SpanRow // matched rows (the earliest keep of them when capped)
 }
 
 // candidates returns the traces that may satisfy x, combining per-filter
-// results by the spanset operators. leafExact reports whether every filter
-// was answered exactly by the store.
-func (ev *evaluator) candidates(ctx context.Context, x SpansetExpr, keepRows bool) (map[pcommon.TraceID]*candidate, bool, error) {
+// results by the spanset operators. exact reports whether every filter
+// was answered exactly by the store. keep bounds the rows kept per trace
+// (the earliest ones); 0 keeps all. Only a single filter may be capped, as
+// combining needs every row.
+func (ev *evaluator) candidates(ctx context.Context, x SpansetExpr, keep int) (map[pcommon.TraceID]*candidate, bool, error) {
 	switch x := x.(type) {
 	case *SpansetFilter:
 		out := map[pcommon.TraceID]*candidate{}
 		exact, err := ev.findSpans(ctx, x.Expr, func(r *store.SpanRow) error {
 			c, ok := out[r.TraceID]
 			if !ok {
-				c = &candidate{first: r.Start}
+				c = &candidate{last: r.Start}
 				out[r.TraceID] = c
 			}
-			c.first = min(c.first, r.Start)
-			if keepRows {
+			c.last = max(c.last, r.Start)
+			c.n++
+			if keep <= 0 || len(c.rows) < keep {
 				c.rows = append(c.rows, *r)
+				return nil
+			}
+			// Full: replace the latest kept row if this one is earlier.
+			latest := 0
+			for i := range c.rows {
+				if c.rows[i].Start > c.rows[latest].Start {
+					latest = i
+				}
+			}
+			if r.Start < c.rows[latest].Start {
+				c.rows[latest] = *r
 			}
 			return nil
 		})
 		return out, exact && !needsTrace(x.Expr), err
 	case *SpansetOp:
-		l, le, err := ev.candidates(ctx, x.L, keepRows)
+		l, le, err := ev.candidates(ctx, x.L, 0)
 		if err != nil {
 			return nil, false, err
 		}
-		r, re, err := ev.candidates(ctx, x.R, keepRows)
+		r, re, err := ev.candidates(ctx, x.R, 0)
 		if err != nil {
 			return nil, false, err
 		}
 		if x.Op == SpansetOr {
 			for id, c := range r {
 				if lc, ok := l[id]; ok {
-					lc.first = min(lc.first, c.first)
+					lc.last = max(lc.last, c.last)
 					lc.rows = append(lc.rows, c.rows...)
 				} else {
 					l[id] = c
@@ -478,7 +493,7 @@ func (ev *evaluator) candidates(ctx context.Context, x SpansetExpr, keepRows boo
 				delete(l, id)
 				continue
 			}
-			lc.first = min(lc.first, rc.first)
+			lc.last = max(lc.last, rc.last)
 			lc.rows = append(lc.rows, rc.rows...)
 		}
 		return l, le && re && x.Op == SpansetAnd, nil

@@ -45,8 +45,8 @@ type MatchedSpan struct {
 func ms(ns int64) float64 { return float64(ns) / 1e6 }
 
 // Search finds traces with spans matching q (its metrics part, if any, is
-// ignored), newest first. The order is by the earliest matching span, which
-// is the trace's start whenever the root matches.
+// ignored), newest first: it picks the Limit traces whose latest matching
+// span is newest, and lists them by trace start, newest first.
 func Search(ctx context.Context, r store.TraceReader, q *Query, req SearchRequest, lim Limits) ([]TraceResult, error) {
 	if req.Limit <= 0 {
 		req.Limit = 20
@@ -55,24 +55,26 @@ func Search(ctx context.Context, r store.TraceReader, q *Query, req SearchReques
 		req.SpansPerTrace = 3
 	}
 	ev := &evaluator{r: r, start: req.Start, end: req.End, budget: rowBudget{max: lim.MaxRows}}
-	cands, exact, err := ev.candidates(ctx, q.Spansets, true)
+	if f, single := q.Spansets.(*SpansetFilter); single {
+		c, t, exact := pushdown(f.Expr, true, pushAll)
+		if t == triNone {
+			return nil, nil
+		}
+		if exact {
+			res, err := ev.searchRecent(ctx, c, req)
+			if err == nil || !errors.Is(err, store.ErrUnsupported) {
+				return res, err
+			}
+			ev.budget.n = 0 // start over on the general path
+		}
+	}
+	cands, exact, err := ev.candidates(ctx, q.Spansets, 0)
 	if err != nil {
 		return nil, err
 	}
 	exact = exact && !structural(q.Spansets)
-	ids := make([]pcommon.TraceID, 0, len(cands))
-	for id := range cands {
-		ids = append(ids, id)
-	}
-	sort.Slice(ids, func(i, j int) bool {
-		a, b := cands[ids[i]].first, cands[ids[j]].first
-		if a != b {
-			return a > b
-		}
-		return string(ids[i][:]) < string(ids[j][:])
-	})
 	var out []TraceResult
-	for _, id := range ids {
+	for _, id := range newest(cands) {
 		if len(out) >= req.Limit {
 			break
 		}
@@ -98,37 +100,139 @@ func Search(ctx context.Context, r store.TraceReader, q *Query, req SearchReques
 		if len(matched) == 0 {
 			continue
 		}
-		res := TraceResult{
-			TraceID:           id.String(),
-			StartTimeUnixNano: t.start,
-			DurationMs:        ms(t.end - t.start),
-			SpanCount:         len(t.rows),
-			ErrorCount:        t.errors,
-			MatchedCount:      len(matched),
-		}
-		if t.root >= 0 {
-			res.RootServiceName = t.rows[t.root].Service
-			res.RootSpanName = t.rows[t.root].Name
-		}
-		for i, m := range matched {
-			if i >= req.SpansPerTrace {
-				break
-			}
-			res.Matched = append(res.Matched, MatchedSpan{
-				SpanID: m.SpanID.String(), Name: m.Name, ServiceName: m.Service,
-				StartTimeUnixNano: m.Start, DurationMs: ms(m.Duration), Status: StatusName(m.StatusCode),
-			})
-		}
-		out = append(out, res)
+		out = append(out, result(id, t, matched, len(matched), req.SpansPerTrace))
 	}
+	sortResults(out)
+	return out, nil
+}
+
+// newest orders candidate traces by their latest matched span, newest first.
+func newest(cands map[pcommon.TraceID]*candidate) []pcommon.TraceID {
+	ids := make([]pcommon.TraceID, 0, len(cands))
+	for id := range cands {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool {
+		a, b := cands[ids[i]].last, cands[ids[j]].last
+		if a != b {
+			return a > b
+		}
+		return string(ids[i][:]) < string(ids[j][:])
+	})
+	return ids
+}
+
+func sortResults(out []TraceResult) {
 	sort.SliceStable(out, func(i, j int) bool { return out[i].StartTimeUnixNano > out[j].StartTimeUnixNano })
+}
+
+func result(id pcommon.TraceID, t *traceData, matched []store.SpanRow, nMatched, spss int) TraceResult {
+	res := TraceResult{
+		TraceID:           id.String(),
+		StartTimeUnixNano: t.start,
+		DurationMs:        ms(t.end - t.start),
+		SpanCount:         len(t.rows),
+		ErrorCount:        t.errors,
+		MatchedCount:      nMatched,
+	}
+	if t.root >= 0 {
+		res.RootServiceName = t.rows[t.root].Service
+		res.RootSpanName = t.rows[t.root].Name
+	}
+	for i, m := range matched {
+		if i >= spss {
+			break
+		}
+		res.Matched = append(res.Matched, MatchedSpan{
+			SpanID: m.SpanID.String(), Name: m.Name, ServiceName: m.Service,
+			StartTimeUnixNano: m.Start, DurationMs: ms(m.Duration), Status: StatusName(m.StatusCode),
+		})
+	}
+	return res
+}
+
+// searchRecent answers a search whose filter the store runs exactly. It
+// scans backward from End in growing windows and stops as soon as it has
+// Limit traces: a trace seen in [s, End) has its latest match there, so
+// any trace not yet seen is older than every one seen. The matched spans of
+// the chosen traces are then read once over the whole range.
+func (ev *evaluator) searchRecent(ctx context.Context, c *store.Cond, req SearchRequest) ([]TraceResult, error) {
+	seen := map[pcommon.TraceID]*candidate{}
+	w := max(req.End.Sub(req.Start)/64, time.Second)
+	for e := req.End; e.After(req.Start) && len(seen) < req.Limit; w *= 2 {
+		s := e.Add(-w)
+		if s.Before(req.Start) {
+			s = req.Start
+		}
+		for r, err := range ev.r.FindSpans(ctx, store.SpanQuery{Start: s, End: e, Filter: c}) {
+			if err != nil {
+				return nil, err
+			}
+			if err := ev.budget.take(1); err != nil {
+				return nil, err
+			}
+			if cd, ok := seen[r.TraceID]; ok {
+				cd.last = max(cd.last, r.Start)
+			} else {
+				seen[r.TraceID] = &candidate{last: r.Start}
+			}
+		}
+		e = s
+	}
+	ids := newest(seen)
+	if len(ids) > req.Limit {
+		ids = ids[:req.Limit]
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	// The chosen traces' matched spans, over the whole range.
+	or := make([]*store.Cond, len(ids))
+	for i, id := range ids {
+		or[i] = &store.Cond{Field: store.Field{Scope: store.ScopeIntrinsic, Name: store.IntrinsicTraceID}, Op: store.OpEq, Value: store.Value{Kind: store.KindString, Str: id.String()}}
+	}
+	filter := &store.Cond{And: []*store.Cond{c, {Or: or}}}
+	if c == nil {
+		filter = &store.Cond{Or: or}
+	}
+	chosen := map[pcommon.TraceID]*candidate{}
+	for _, id := range ids {
+		chosen[id] = &candidate{}
+	}
+	for r, err := range ev.r.FindSpans(ctx, store.SpanQuery{Start: req.Start, End: req.End, Filter: filter}) {
+		if err != nil {
+			return nil, err
+		}
+		if err := ev.budget.take(1); err != nil {
+			return nil, err
+		}
+		cd, ok := chosen[r.TraceID]
+		if !ok {
+			continue
+		}
+		cd.n++
+		cd.rows = append(cd.rows, r)
+	}
+	var out []TraceResult
+	for _, id := range ids {
+		t, err := ev.fetchTrace(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		matched := dedupRows(chosen[id].rows)
+		if t == nil || len(t.rows) == 0 || len(matched) == 0 {
+			continue
+		}
+		out = append(out, result(id, t, matched, len(matched), req.SpansPerTrace))
+	}
+	sortResults(out)
 	return out, nil
 }
 
 // matchedSpans returns every span q selects in the range, with the trace of
 // each when needed for trace-level grouping (nil otherwise).
 func (ev *evaluator) matchedSpans(ctx context.Context, q *Query, needTraces bool, fn func(r *store.SpanRow, t *traceData) error) error {
-	cands, exact, err := ev.candidates(ctx, q.Spansets, true)
+	cands, exact, err := ev.candidates(ctx, q.Spansets, 0)
 	if err != nil {
 		return err
 	}

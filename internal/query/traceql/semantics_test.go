@@ -218,6 +218,55 @@ func runSemantics(t *testing.T, name string, r store.TraceReader, ds *dataset) {
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("%s: %d traces, want %d\n%s", qs, len(got), len(want), diffSearch(got, want))
 			}
+			// A small page: the traces with the newest matches, each with
+			// its earliest matched spans and the count of all.
+			page, err := Search(ctx, r, q, SearchRequest{Start: start, End: end, Limit: 5, SpansPerTrace: 2}, Limits{})
+			if err != nil {
+				t.Fatalf("%s: %v", qs, err)
+			}
+			byID := map[string]TraceResult{}
+			type lastOf struct {
+				id   string
+				last int64
+			}
+			var lasts []lastOf
+			for _, tr := range res {
+				byID[tr.TraceID] = tr
+				l := int64(0)
+				for _, m := range tr.Matched {
+					l = max(l, m.StartTimeUnixNano)
+				}
+				lasts = append(lasts, lastOf{tr.TraceID, l})
+			}
+			sort.Slice(lasts, func(i, j int) bool {
+				if lasts[i].last != lasts[j].last {
+					return lasts[i].last > lasts[j].last
+				}
+				return lasts[i].id < lasts[j].id
+			})
+			wantPage := map[string]bool{}
+			for i := 0; i < len(lasts) && i < 5; i++ {
+				wantPage[lasts[i].id] = true
+			}
+			if len(page) != len(wantPage) {
+				t.Fatalf("%s: page of %d traces, want %d", qs, len(page), len(wantPage))
+			}
+			for i, tr := range page {
+				full := byID[tr.TraceID]
+				if !wantPage[tr.TraceID] || (i > 0 && tr.StartTimeUnixNano > page[i-1].StartTimeUnixNano) {
+					t.Errorf("%s: page entry %d: %s not among the newest or out of order", qs, i, tr.TraceID)
+					continue
+				}
+				if tr.MatchedCount != len(full.Matched) || len(tr.Matched) != min(2, len(full.Matched)) {
+					t.Errorf("%s: page entry %d: %d of %d matched, want %d", qs, i, len(tr.Matched), tr.MatchedCount, len(full.Matched))
+					continue
+				}
+				for j, m := range tr.Matched {
+					if m != full.Matched[j] {
+						t.Errorf("%s: page entry %d span %d: %+v, want %+v", qs, i, j, m, full.Matched[j])
+					}
+				}
+			}
 			if len(want) == 0 && !strings.Contains(qs, "nope") && !strings.Contains(qs, "!(traceDuration") {
 				t.Logf("%s: matches nothing in the dataset", qs)
 			}

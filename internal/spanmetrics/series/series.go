@@ -661,11 +661,12 @@ func (r *Registry) step(upTo int64, flush bool) (int64, bool) {
 				}
 			}
 		}
-		if flush || next != math.MaxInt64 {
+		if !flush {
+			// Never past upTo: later intervals are not due yet.
 			next = min(next, upTo-upTo%r.interval+r.interval)
+		}
+		if next != math.MaxInt64 {
 			r.cursor = max(t, next-r.interval)
-		} else {
-			r.cursor = max(t, upTo-upTo%r.interval)
 		}
 	}
 	r.m.active.Set(float64(r.count))

@@ -86,3 +86,32 @@ func TestAppendFailuresReported(t *testing.T) {
 		t.Error("Flush hid the store's refusal")
 	}
 }
+
+// Spans scattered over days cost work per live interval, not per interval
+// of the whole stretch, and a flush of them ends.
+func TestScatteredSpans(t *testing.T) {
+	now := time.Now()
+	app := spantest.NewAppendable()
+	r, err := New(Config{
+		Shape:  Shape{Counters: []string{"c_total"}},
+		Labels: func(k []string, b *labels.ScratchBuilder) { b.Add("k", k[0]) },
+	}, app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx := r.Begin()
+	for i, ago := range []time.Duration{6 * 24 * time.Hour, 3 * 24 * time.Hour, time.Hour} {
+		tx.Delta(tx.Series(uint64(i), []string{ago.String()}), now.Add(-ago).UnixNano())[0]++
+	}
+	tx.End()
+	if err := r.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// Each: a zero, then one sample per interval until 15m idle (61 or 62).
+	if n := app.Count(); n < 3*61 || n > 3*63 {
+		t.Errorf("%d samples, want about %d", n, 3*62)
+	}
+	if r.cursor < now.Add(-time.Hour).UnixMilli() {
+		t.Errorf("cursor %v behind the newest span", time.UnixMilli(r.cursor))
+	}
+}
