@@ -30,10 +30,11 @@ const (
 	maxTasks     = 6
 	maxInFlight  = 1000
 	// lockHold is how long a booking holds the event's row lock (the seat
-	// map check); it caps bookings of one event at ~7/s, which the sale's
-	// surge exceeds: bookings queue on the lock holding their connections,
-	// pools fill, new tasks' pools find the database full.
-	lockHold = 0.15
+	// map check); it caps bookings of one event at ~10/s, which the sale's
+	// surge exceeds: bookings queue on the lock holding their connections
+	// (~36 x 0.1 s: the ~4 s requests), pools fill, new tasks' pools find
+	// the database full, and requests to full pools wait until they give up.
+	lockHold = 0.1
 )
 
 // liveWorld runs tickets-server for real (HTTP servers and pgx pools on a
@@ -112,17 +113,28 @@ func runLive(ctx context.Context, h *hub, st *state, sc Scenario, cfg Config, st
 
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
+	// Requests outlive the load generator by a moment at shutdown, so that
+	// they finish rather than all end as cancelled.
+	reqCtx, stopReqs := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopReqs()
 	var loops sync.WaitGroup
 	loops.Go(func() { w.monitor(runCtx) })
 	loops.Go(func() { w.control(runCtx) })
 	fmt.Fprintf(cfg.Out, "cloudwatch: aws_rds_*, aws_lambda_*, aws_ecs_* every %s\n", cfg.MetricInterval)
-	loops.Go(func() { w.load(runCtx) })
+	loops.Go(func() { w.load(runCtx, reqCtx) })
 	fmt.Fprintf(cfg.Out, "load: %s begins at %s (in %s)\n", sc.Name(), w.incident.Format("15:04:05"), cfg.IncidentAfter)
 
 	<-ctx.Done()
 	stop()
 	loops.Wait()
-	w.reqWG.Wait()
+	drained := make(chan struct{})
+	go func() { w.reqWG.Wait(); close(drained) }()
+	select {
+	case <-drained:
+	case <-time.After(2 * time.Second):
+		stopReqs()
+		<-drained
+	}
 	return nil
 }
 
@@ -356,10 +368,10 @@ func (connTracer) TraceConnectEnd(ctx context.Context, d pgx.TraceConnectEndData
 
 // load is the traffic generator: Poisson arrivals shaped by the time of day
 // and the scenario.
-func (w *liveWorld) load(ctx context.Context) {
+func (w *liveWorld) load(ctx, reqCtx context.Context) {
 	for {
 		c := w.sc.At(time.Since(w.incident))
-		rate := liveBaseRate * dailyShape(time.Now()) * c.Load
+		rate := liveBaseRate * offered(time.Now(), c)
 		select {
 		case <-ctx.Done():
 			return
@@ -373,7 +385,7 @@ func (w *liveWorld) load(ctx context.Context) {
 		go func() {
 			defer w.reqWG.Done()
 			defer w.inflight.Add(-1)
-			w.front(ctx, c)
+			w.front(reqCtx, c)
 		}()
 	}
 }
@@ -417,7 +429,12 @@ func (w *liveWorld) front(ctx context.Context, c Conditions) {
 			attribute.String("url.full", task.url+path), attribute.String("peer.service", serverName)))
 	status, err := w.call(cctx, method, task.url+path)
 	if err != nil {
-		client.SetStatus(codes.Error, err.Error())
+		msg := "Endpoint request failed"
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			msg = "Endpoint request timed out" // API Gateway's words
+		}
+		client.SetStatus(codes.Error, msg)
 	} else {
 		client.SetAttributes(attribute.Int("http.response.status_code", status))
 		if status >= 500 {

@@ -97,6 +97,12 @@ func (b badDeploy) At(d time.Duration) Conditions {
 	return c
 }
 
+// offered is the traffic multiplier at t: the daily shape, plus the
+// scenario's extra load on top (a sale brings its crowd at any hour).
+func offered(t time.Time, c Conditions) float64 {
+	return dailyShape(t) + c.Load - 1
+}
+
 // dailyShape is the normal traffic multiplier by time of day (UTC): quiet at
 // night, busy in the evening.
 func dailyShape(t time.Time) float64 {

@@ -107,7 +107,7 @@ func (w *simWorld) step(ctx context.Context, t time.Time, dt time.Duration) {
 	w.autoscale(t, c)
 	w.database(t, c)
 
-	n := w.poisson(w.rate * dailyShape(t) * c.Load * dt.Seconds())
+	n := w.poisson(w.rate * offered(t, c) * dt.Seconds())
 	offs := make([]time.Duration, n)
 	for i := range offs {
 		offs[i] = time.Duration(w.r.Float64() * float64(dt))

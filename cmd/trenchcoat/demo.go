@@ -62,6 +62,3 @@ func runDemo(ctx context.Context, args []string) error {
 	return s.Shutdown(context.Background())
 }
 
-func runInvestigate(ctx context.Context, args []string) error {
-	return errors.New("investigate: not yet")
-}

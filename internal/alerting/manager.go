@@ -137,7 +137,9 @@ func New(cfg Config, engine *promql.Engine, q storage.Queryable, a storage.Appen
 }
 
 // SetSLOs replaces the evaluated rules with those of slos. Alert state of
-// SLOs whose rules did not change is kept.
+// SLOs whose rules did not change is kept. Before Start the rules are only
+// kept, and loaded by Start: rules.Manager cannot replace groups that have
+// never run.
 func (m *Manager) SetSLOs(slos []slo.SLO) error {
 	files := map[string][]byte{}
 	byName := map[string]slo.SLO{}
@@ -157,14 +159,26 @@ func (m *Manager) SetSLOs(slos []slo.SLO) error {
 		files[ruleFileID(s.Name)] = b
 		byName[s.Name] = s
 	}
-	ids := slices.Sorted(maps.Keys(files))
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	m.lifeMu.Lock()
+	defer m.lifeMu.Unlock()
 	m.loader.set(files)
+	if m.started && !m.stopped {
+		if err := m.update(); err != nil {
+			return err
+		}
+	}
+	m.mu.Lock()
+	m.slos = byName
+	m.mu.Unlock()
+	return nil
+}
+
+// update loads the loader's current files into the rules manager.
+func (m *Manager) update() error {
+	ids := m.loader.ids()
 	if err := m.rules.Update(m.cfg.Interval, ids, labels.EmptyLabels(), m.cfg.ExternalURL, nil); err != nil {
 		return fmt.Errorf("loading SLO rules: %w", err)
 	}
-	m.slos = byName
 	return nil
 }
 
@@ -196,6 +210,9 @@ func (m *Manager) Start(_ context.Context) error {
 	}
 	if m.started {
 		return errors.New("alerting: already started")
+	}
+	if err := m.update(); err != nil {
+		return err
 	}
 	m.started = true
 	ctx, cancel := context.WithCancel(context.Background())
@@ -380,6 +397,12 @@ func (l *memLoader) set(files map[string][]byte) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.files = files
+}
+
+func (l *memLoader) ids() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Sorted(maps.Keys(l.files))
 }
 
 func (l *memLoader) parse(b []byte) (*rulefmt.RuleGroups, []error) {

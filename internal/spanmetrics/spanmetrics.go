@@ -60,7 +60,7 @@ type Config struct {
 	// are dropped (counted as reason="too_late") instead of being counted
 	// into the next interval; default 10m (see series.Config).
 	MaxLateness time.Duration
-	// MaxSeries caps the series (each is 19 samples per interval with the
+	// MaxSeries caps the series (each is 20 samples per interval with the
 	// default buckets); spans of further series are dropped and counted in
 	// trenchcoat_spanmetrics_dropped_spans_total{reason="max_series"}.
 	// Default 20,000.

@@ -2,6 +2,7 @@ package logql
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
 	"sort"
@@ -351,16 +352,16 @@ func TestLimits(t *testing.T) {
 	s := newMemStore(t, nil)
 	q, _ := Parse(`{cloud_region="us-east-1"} | logfmt`)
 	_, err := QueryLogs(ctx, s, q.Log, LogRequest{Start: t0, End: t0.Add(time.Hour), Limit: 10000}, Limits{MaxRows: 100})
-	if !errorsIs(err, store.ErrLimit) {
+	if !errors.Is(err, store.ErrLimit) {
 		t.Errorf("rows limit: %v", err)
 	}
 	m, _ := Parse(`count_over_time({cloud_region="us-east-1"}[1m])`)
 	_, err = QueryMetric(ctx, s, m.Metric, MetricRequest{Start: t0, End: t0.Add(time.Hour), Step: time.Minute}, Limits{MaxSeries: 3})
-	if !errorsIs(err, store.ErrLimit) {
+	if !errors.Is(err, store.ErrLimit) {
 		t.Errorf("series limit: %v", err)
 	}
 	_, err = QueryMetric(ctx, s, m.Metric, MetricRequest{Start: t0, End: t0.Add(time.Hour), Step: time.Millisecond}, Limits{})
-	if !errorsIs(err, store.ErrLimit) {
+	if !errors.Is(err, store.ErrLimit) {
 		t.Errorf("points limit: %v", err)
 	}
 	cctx, cancel := context.WithCancel(ctx)
@@ -369,5 +370,3 @@ func TestLimits(t *testing.T) {
 		t.Errorf("cancelled context: no error")
 	}
 }
-
-func errorsIs(err, target error) bool { return err != nil && strings.Contains(err.Error(), target.Error()) && errorsIsStd(err, target) }

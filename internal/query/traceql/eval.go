@@ -428,17 +428,15 @@ func structural(x SpansetExpr) bool {
 
 // candidate is a trace some spans of which matched the pushed-down filters.
 type candidate struct {
-	last  int64           // latest matched span start: how search picks the newest traces
-	n     int             // rows matched
-	rows  []store.SpanRow // matched rows (the earliest keep of them when capped)
+	last int64           // latest matched span start: how search picks the newest traces
+	n    int             // rows matched
+	rows []store.SpanRow // matched rows
 }
 
-// candidates returns the traces that may satisfy x, combining per-filter
-// results by the spanset operators. exact reports whether every filter
-// was answered exactly by the store. keep bounds the rows kept per trace
-// (the earliest ones); 0 keeps all. Only a single filter may be capped, as
-// combining needs every row.
-func (ev *evaluator) candidates(ctx context.Context, x SpansetExpr, keep int) (map[pcommon.TraceID]*candidate, bool, error) {
+// candidates returns the traces that may satisfy x with their matched
+// rows, combining per-filter results by the spanset operators. exact
+// reports whether every filter was answered exactly by the store.
+func (ev *evaluator) candidates(ctx context.Context, x SpansetExpr) (map[pcommon.TraceID]*candidate, bool, error) {
 	switch x := x.(type) {
 	case *SpansetFilter:
 		out := map[pcommon.TraceID]*candidate{}
@@ -450,29 +448,16 @@ func (ev *evaluator) candidates(ctx context.Context, x SpansetExpr, keep int) (m
 			}
 			c.last = max(c.last, r.Start)
 			c.n++
-			if keep <= 0 || len(c.rows) < keep {
-				c.rows = append(c.rows, *r)
-				return nil
-			}
-			// Full: replace the latest kept row if this one is earlier.
-			latest := 0
-			for i := range c.rows {
-				if c.rows[i].Start > c.rows[latest].Start {
-					latest = i
-				}
-			}
-			if r.Start < c.rows[latest].Start {
-				c.rows[latest] = *r
-			}
+			c.rows = append(c.rows, *r)
 			return nil
 		})
 		return out, exact && !needsTrace(x.Expr), err
 	case *SpansetOp:
-		l, le, err := ev.candidates(ctx, x.L, 0)
+		l, le, err := ev.candidates(ctx, x.L)
 		if err != nil {
 			return nil, false, err
 		}
-		r, re, err := ev.candidates(ctx, x.R, 0)
+		r, re, err := ev.candidates(ctx, x.R)
 		if err != nil {
 			return nil, false, err
 		}

@@ -38,11 +38,11 @@ func errorAt(src string, off int, format string, args ...any) *ParseError {
 type tokKind uint8
 
 const (
-	tEOF tokKind = iota
-	tPunct       // operators and brackets; text holds the symbol
-	tIdent       // identifiers and attribute references
-	tString      // text holds the unquoted value
-	tNumber      // text holds the literal as written
+	tEOF    tokKind = iota
+	tPunct          // operators and brackets; text holds the symbol
+	tIdent          // identifiers and attribute references
+	tString         // text holds the unquoted value
+	tNumber         // text holds the literal as written
 )
 
 type token struct {

@@ -68,7 +68,7 @@ func Search(ctx context.Context, r store.TraceReader, q *Query, req SearchReques
 			ev.budget.n = 0 // start over on the general path
 		}
 	}
-	cands, exact, err := ev.candidates(ctx, q.Spansets, 0)
+	cands, exact, err := ev.candidates(ctx, q.Spansets)
 	if err != nil {
 		return nil, err
 	}
@@ -232,7 +232,7 @@ func (ev *evaluator) searchRecent(ctx context.Context, c *store.Cond, req Search
 // matchedSpans returns every span q selects in the range, with the trace of
 // each when needed for trace-level grouping (nil otherwise).
 func (ev *evaluator) matchedSpans(ctx context.Context, q *Query, needTraces bool, fn func(r *store.SpanRow, t *traceData) error) error {
-	cands, exact, err := ev.candidates(ctx, q.Spansets, 0)
+	cands, exact, err := ev.candidates(ctx, q.Spansets)
 	if err != nil {
 		return err
 	}

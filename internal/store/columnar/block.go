@@ -278,7 +278,9 @@ func openBlock(path string, c *cache) (*block, error) {
 		f.Close()
 		return nil, fmt.Errorf("columnar: block %s: %w", filepath.Base(path), err)
 	}
-	b := &block{path: path, id: filepath.Base(path), meta: meta, f: f, cache: c}
+	// The cache is shared by the span and log tables, whose block files
+	// have the same names: key by full path.
+	b := &block{path: path, id: path, meta: meta, f: f, cache: c}
 	switch meta.Schema {
 	case spanSchema.name:
 		b.sch = spanSchema

@@ -34,7 +34,8 @@ func newTranslatorSettings(keepUTF8 bool) translatorSettings {
 }
 
 // WriteMetrics translates md to Prometheus series and commits them to the
-// TSDB (WAL included) before returning. Delta sums and histograms are
+// TSDB before returning: the commit has written the WAL records to the
+// file (not fsynced), so an acknowledged write survives kill -9. Delta sums and histograms are
 // first made cumulative per series, in memory, by the OpenTelemetry
 // Collector's deltatocumulative processor (what Prometheus' own OTLP
 // receiver uses for the same job); md is not modified.

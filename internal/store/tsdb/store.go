@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/storage"
 	promtsdb "github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/util/compression"
 	"go.opentelemetry.io/collector/consumer"
 
 	"github.com/trenchcoat/trenchcoat/internal/store"
@@ -101,7 +102,7 @@ func Open(cfg Config) (*Store, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 
-	opts := Options(cfg.Retention, cfg.OutOfOrderWindow)
+	opts := tsdbOptions(cfg.Retention, cfg.OutOfOrderWindow)
 	db, err := promtsdb.Open(cfg.Dir, logger.With("component", "tsdb"), cfg.Registerer, opts, nil)
 	if err != nil {
 		return nil, fmt.Errorf("tsdb: open %s: %w", cfg.Dir, err)
@@ -129,10 +130,13 @@ func Open(cfg Config) (*Store, error) {
 	return s, nil
 }
 
-// Options returns the TSDB options the store runs with. Exported so that
-// tests (Prometheus' PromQL scripts) can run on exactly this wiring.
-func Options(retention, oooWindow time.Duration) *promtsdb.Options {
+// tsdbOptions are the TSDB options the store runs with: Prometheus
+// server defaults plus the retention and out-of-order window asked for.
+// Native histograms need no switch: this TSDB always accepts them.
+func tsdbOptions(retention, oooWindow time.Duration) *promtsdb.Options {
 	opts := promtsdb.DefaultOptions()
+	// The Prometheus server compresses its WAL by default; so do we.
+	opts.WALCompression = compression.Snappy
 	opts.RetentionDuration = retention.Milliseconds()
 	opts.OutOfOrderTimeWindow = oooWindow.Milliseconds()
 	// As Prometheus does: blocks grow up to a tenth of the retention (at
@@ -150,7 +154,8 @@ func Options(retention, oooWindow time.Duration) *promtsdb.Options {
 // Appendable returns the store's appender factory, for the span-metrics
 // and service-graph generators and the remote-write receiver. The value
 // also implements storage.AppendableV2 (the remote-write handler needs it).
-// Appends are counted in the self-metrics.
+// Appends are counted in the self-metrics. Commit writes the WAL before
+// returning. Stop every user of it before Close.
 func (s *Store) Appendable() storage.Appendable { return s.app }
 
 // AppendableV2 is Appendable for the newer appender interface.
