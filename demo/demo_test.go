@@ -474,3 +474,23 @@ func TestLiveDefaults(t *testing.T) {
 	t.Logf("messages: %v; timeouts %v; fatal %d; max conns %g; error ratio %.2f (%d); median booking %s",
 		f.msgs, long[:min(len(long), 10)], f.fatal, f.maxConns, f.errRatio(), f.srvTotal, f.srvMedian)
 }
+
+func TestFallbackToSim(t *testing.T) {
+	old := pgBinDir
+	pgBinDir = filepath.Join(t.TempDir(), "nowhere")
+	defer func() { pgBinDir = old }()
+	rec := newRecorder(t)
+	var out syncBuffer
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	err := Run(ctx, Config{OTLPEndpoint: rec.addr, DataDir: t.TempDir(), Backfill: -1, Speed: 10, Out: &out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "falling back to --sim") || !strings.Contains(out.String(), "sim:") {
+		t.Errorf("output:\n%s", out.String())
+	}
+	if spans, _, _ := rec.snapshot(); len(spans) == 0 {
+		t.Error("the simulated world sent nothing")
+	}
+}

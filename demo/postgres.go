@@ -25,8 +25,9 @@ import (
 	otellog "go.opentelemetry.io/otel/log"
 )
 
-// pgBinDir holds the PostgreSQL 15 server binaries (Debian's layout).
-const pgBinDir = "/usr/lib/postgresql/15/bin"
+// pgBinDir holds the PostgreSQL 15 server binaries (Debian's layout); a
+// variable so that a test can pretend they are missing.
+var pgBinDir = "/usr/lib/postgresql/15/bin"
 
 func postgresAvailable() error {
 	for _, b := range []string{"initdb", "postgres"} {

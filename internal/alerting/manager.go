@@ -322,8 +322,34 @@ func (m *Manager) Alerts() []Alert {
 	return out
 }
 
-// RuleStates lists the alerting rules of one SLO (page first).
+// RuleStates lists the alerting rules of one SLO (page first). Before the
+// rules are loaded (before Start) their state is "unknown".
 func (m *Manager) RuleStates(sloName string) []RuleState {
+	out := m.loadedRuleStates(sloName)
+	if out != nil {
+		return out
+	}
+	s, ok := m.SLO(sloName)
+	if !ok {
+		return nil
+	}
+	g, err := slo.Rules(s)
+	if err != nil {
+		return nil
+	}
+	out = []RuleState{}
+	for _, r := range g.Rules {
+		if r.Alert != "" {
+			out = append(out, RuleState{
+				Name: r.Alert, SLO: sloName, Severity: r.Labels[slo.LabelSeverity],
+				State: "unknown", Health: string(rules.HealthUnknown), Alerts: []Alert{},
+			})
+		}
+	}
+	return out
+}
+
+func (m *Manager) loadedRuleStates(sloName string) []RuleState {
 	var out []RuleState
 	for _, g := range m.rules.RuleGroups() {
 		if g.Name() != slo.GroupName(sloName) {

@@ -366,3 +366,35 @@ func TestLogs(t *testing.T) {
 		}
 	}
 }
+
+// Span and log blocks have the same file names in their own folders; the
+// shared section cache must not mix them up.
+func TestSpanAndLogBlocksDoNotShareCacheEntries(t *testing.T) {
+	s, err := Open(Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.WriteTraces(context.Background(), genTraces(1, 10)); err != nil {
+		t.Fatal(err)
+	}
+	ld := plog.NewLogs()
+	rl := ld.ResourceLogs().AppendEmpty()
+	rl.Resource().Attributes().PutStr("service.name", "db")
+	lr := rl.ScopeLogs().AppendEmpty().LogRecords().AppendEmpty()
+	lr.SetTimestamp(pcommon.NewTimestampFromTime(base.Add(time.Minute)))
+	lr.Body().SetStr("hello")
+	if err := s.WriteLogs(context.Background(), ld); err != nil {
+		t.Fatal(err)
+	}
+	s.Flush()
+	svc := []store.Field{{Scope: store.ScopeIntrinsic, Name: store.IntrinsicService}}
+	q := store.Aggregate{Start: base, End: base.Add(2 * time.Hour), GroupBy: svc}
+	if _, err := s.AggregateSpans(context.Background(), q); err != nil {
+		t.Fatal(err)
+	}
+	gs, err := s.AggregateLogs(context.Background(), q)
+	if err != nil || len(gs) != 1 || gs[0].Labels[0] != "db" || gs[0].Counts[0] != 1 {
+		t.Fatalf("logs grouped by service after a span query: %+v %v", gs, err)
+	}
+}
