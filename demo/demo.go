@@ -41,6 +41,8 @@ type Config struct {
 
 	Logger *slog.Logger
 	Out    io.Writer // one line per component as it starts
+
+	pgBinDir string // PostgreSQL's binaries; tests point it elsewhere
 }
 
 const (
@@ -81,6 +83,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MetricInterval <= 0 {
 		c.MetricInterval = 10 * time.Second
+	}
+	if c.pgBinDir == "" {
+		c.pgBinDir = defaultPGBinDir
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -133,7 +138,7 @@ func Run(ctx context.Context, cfg Config) error {
 	fmt.Fprintf(cfg.Out, "otlp: exporting to %s (scenario %s: %s)\n", cfg.OTLPEndpoint, sc.Name(), sc.Describe())
 
 	if !cfg.Sim {
-		if err := postgresAvailable(); err != nil {
+		if err := postgresAvailable(cfg.pgBinDir); err != nil {
 			fmt.Fprintf(cfg.Out, "postgres: %v; falling back to --sim\n", err)
 			cfg.Sim = true
 		}

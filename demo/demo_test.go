@@ -306,7 +306,7 @@ func TestShutdownHubTwice(t *testing.T) {
 
 // TestLiveIncident runs the real thing: PostgreSQL, HTTP servers, pools.
 func TestLiveIncident(t *testing.T) {
-	if err := postgresAvailable(); err != nil {
+	if err := postgresAvailable(defaultPGBinDir); err != nil {
 		t.Skipf("skipping: %v", err)
 	}
 	if testing.Short() {
@@ -446,7 +446,7 @@ func processesInGroup(pgid int) []int {
 // $DEMO_LONG seconds and reports what it saw; for a look, not for CI.
 func TestLiveDefaults(t *testing.T) {
 	secs, _ := strconv.Atoi(os.Getenv("DEMO_LONG"))
-	if secs == 0 || postgresAvailable() != nil {
+	if secs == 0 || postgresAvailable(defaultPGBinDir) != nil {
 		t.Skip("set DEMO_LONG=seconds to run")
 	}
 	rec := newRecorder(t)
@@ -476,14 +476,11 @@ func TestLiveDefaults(t *testing.T) {
 }
 
 func TestFallbackToSim(t *testing.T) {
-	old := pgBinDir
-	pgBinDir = filepath.Join(t.TempDir(), "nowhere")
-	defer func() { pgBinDir = old }()
 	rec := newRecorder(t)
 	var out syncBuffer
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	err := Run(ctx, Config{OTLPEndpoint: rec.addr, DataDir: t.TempDir(), Backfill: -1, Speed: 10, Out: &out})
+	err := Run(ctx, Config{OTLPEndpoint: rec.addr, DataDir: t.TempDir(), Backfill: -1, Speed: 10, Out: &out, pgBinDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -82,7 +82,7 @@ func runLive(ctx context.Context, h *hub, st *state, sc Scenario, cfg Config, st
 	}
 	defer w.client.CloseIdleConnections()
 
-	pg, err := startPostgres(ctx, cfg.DataDir)
+	pg, err := startPostgres(ctx, cfg.DataDir, cfg.pgBinDir)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil

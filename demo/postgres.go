@@ -25,14 +25,13 @@ import (
 	otellog "go.opentelemetry.io/otel/log"
 )
 
-// pgBinDir holds the PostgreSQL 15 server binaries (Debian's layout); a
-// variable so that a test can pretend they are missing.
-var pgBinDir = "/usr/lib/postgresql/15/bin"
+// defaultPGBinDir holds the PostgreSQL 15 server binaries (Debian's layout).
+const defaultPGBinDir = "/usr/lib/postgresql/15/bin"
 
-func postgresAvailable() error {
+func postgresAvailable(binDir string) error {
 	for _, b := range []string{"initdb", "postgres"} {
-		if _, err := os.Stat(filepath.Join(pgBinDir, b)); err != nil {
-			return fmt.Errorf("PostgreSQL 15 not found (%s missing)", filepath.Join(pgBinDir, b))
+		if _, err := os.Stat(filepath.Join(binDir, b)); err != nil {
+			return fmt.Errorf("PostgreSQL 15 not found (%s missing)", filepath.Join(binDir, b))
 		}
 	}
 	return nil
@@ -41,6 +40,7 @@ func postgresAvailable() error {
 // pgServer is tickets-database: a real PostgreSQL in the data folder, on a
 // free loopback port, run as the postgres user when we are root.
 type pgServer struct {
+	bin     string // the binaries' folder
 	dir     string // the PostgreSQL data folder
 	logPath string
 	port    int
@@ -52,8 +52,8 @@ type pgServer struct {
 
 // startPostgres initialises the cluster on first use, starts the server and
 // makes the roles, database and schema.
-func startPostgres(ctx context.Context, dataDir string) (*pgServer, error) {
-	s := &pgServer{exited: make(chan struct{})}
+func startPostgres(ctx context.Context, dataDir, binDir string) (*pgServer, error) {
+	s := &pgServer{bin: binDir, exited: make(chan struct{})}
 	if os.Geteuid() == 0 {
 		u, err := user.Lookup("postgres")
 		if err != nil {
@@ -100,7 +100,7 @@ func startPostgres(ctx context.Context, dataDir string) (*pgServer, error) {
 		"-c", "restart_after_crash=on",
 		"-c", "fsync=off", // a demo; keeps the disk quiet
 	}
-	s.cmd = exec.Command(filepath.Join(pgBinDir, "postgres"), args...)
+	s.cmd = exec.Command(filepath.Join(s.bin, "postgres"), args...)
 	s.cmd.Dir = dir
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Credential: s.cred}
 	var stderr bytes.Buffer
@@ -184,7 +184,7 @@ func othersCanTraverse(dir string) bool {
 }
 
 func (s *pgServer) initdb(ctx context.Context) error {
-	cmd := exec.CommandContext(ctx, filepath.Join(pgBinDir, "initdb"), "-D", s.dir, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync")
+	cmd := exec.CommandContext(ctx, filepath.Join(s.bin, "initdb"), "-D", s.dir, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred}
 	cmd.Dir = s.dir
 	if out, err := cmd.CombinedOutput(); err != nil {

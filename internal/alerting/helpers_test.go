@@ -19,7 +19,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // openDB opens a real TSDB in a temporary directory. Samples may be
 // appended far in the past (backfill) and in the future (test scenarios).
-func openDB(t *testing.T) *tsdb.DB {
+func openDB(t testing.TB) *tsdb.DB {
 	t.Helper()
 	opts := tsdb.DefaultOptions()
 	opts.RetentionDuration = 0
@@ -44,7 +44,7 @@ func newEngine() *promql.Engine {
 }
 
 // series appends one counter: value(i) at start + i*step for i in [0, n).
-func series(t *testing.T, db *tsdb.DB, lbls labels.Labels, start time.Time, step time.Duration, n int, value func(i int) float64) {
+func series(t testing.TB, db *tsdb.DB, lbls labels.Labels, start time.Time, step time.Duration, n int, value func(i int) float64) {
 	t.Helper()
 	app := db.Appender(context.Background())
 	for i := range n {
@@ -65,7 +65,7 @@ func calls(svc, spanName, status string, extra ...string) labels.Labels {
 	return labels.FromStrings(kv...)
 }
 
-func mustSLO(t *testing.T, yaml string) slo.SLO {
+func mustSLO(t testing.TB, yaml string) slo.SLO {
 	t.Helper()
 	s, err := slo.ParseOne([]byte(yaml))
 	if err != nil {

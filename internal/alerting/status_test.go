@@ -26,7 +26,7 @@ groupBy: [span_name]
 // span-metrics generator would: per step, "GET /a" gets 99 good and 1 bad
 // call, "POST /b" 90 good and 10 bad. reset(i) maps the counter value of a
 // step, to simulate restarts.
-func writeHour(t *testing.T, db *tsdb.DB, reset func(i, perStep int) float64) {
+func writeHour(t testing.TB, db *tsdb.DB, reset func(i, perStep int) float64) {
 	start := statusEnd.Add(-time.Hour)
 	const n = 241 // both ends included
 	f := func(per int) func(int) float64 { return func(i int) float64 { return reset(i, per) } }

@@ -134,7 +134,6 @@ func alertRule(s SLO, sev string, opts AlertOptions) Rule {
 	return Rule{Alert: s.Alerting.Name, Expr: expr.String(), Labels: lbls, Annotations: ann}
 }
 
-
 // formatPercent prints a ratio as a percentage without float noise
 // (0.99 -> "99", 1-0.999 -> "0.1").
 func formatPercent(r float64) string {

@@ -313,3 +313,11 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestDemoSLO(t *testing.T) {
+	s := DemoSLO()
+	if s.Name != "tickets-server-success-rate" || s.Objective != 0.99 || time.Duration(s.Window) != 28*24*time.Hour ||
+		s.SLI.SuccessRate == nil || s.SLI.SuccessRate.Service != "tickets-server" || strings.Join(s.GroupBy, ",") != "cloud_region,span_name" {
+		t.Errorf("demo SLO %+v", s)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"sync"
 	"testing"
@@ -173,7 +174,7 @@ func newClocked(t *testing.T, c *clock, cfg Config) (*Generator, *spantest.Appen
 
 func advance(t *testing.T, g *Generator) {
 	t.Helper()
-	if err := g.reg.Advance(context.Background(), g.reg.Watermark()); err != nil {
+	if err := g.reg.Advance(context.Background(), math.MaxInt64); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -213,6 +214,37 @@ func TestOutOfOrder(t *testing.T) {
 	}
 	if v := metricValue(t, reg, "trenchcoat_spanmetrics_dropped_spans_total", map[string]string{"reason": "too_late"}); v != 1 {
 		t.Errorf("dropped too_late = %v, want 1", v)
+	}
+}
+
+// A quiet service's spans arriving after a busy service's later spans
+// (each exporter batches on its own) are not late: every series keeps its
+// own clock.
+func TestTrailingExporter(t *testing.T) {
+	e := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	at := func(s int) time.Time { return e.Add(time.Duration(s) * time.Second) }
+	c := &clock{t: at(1000)}
+	reg := prometheus.NewRegistry()
+	g, app := newClocked(t, c, Config{Registerer: reg, Dimensions: []string{}})
+	td := func(svc string, ends ...time.Time) ptrace.Traces {
+		return spantest.Traces(spantest.Spans(svc, "op", trace.SpanKindServer, ends...))
+	}
+	for _, b := range []ptrace.Traces{td("busy", at(100), at(200), at(400)), td("quiet", at(100), at(110))} {
+		if err := g.ConsumeTraces(context.Background(), b); err != nil {
+			t.Fatal(err)
+		}
+		advance(t, g)
+	}
+	if err := g.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	quiet := app.Samples(`traces_spanmetrics_calls_total{service="quiet", span_kind="SPAN_KIND_SERVER", span_name="op", status_code="STATUS_CODE_UNSET"}`)
+	want := []spantest.Sample{{T: ms(at(90)), V: 0}, {T: ms(at(105)), V: 1}, {T: ms(at(120)), V: 2}}
+	if !slices.Equal(quiet, want) {
+		t.Errorf("quiet service samples %v, want %v", quiet, want)
+	}
+	if v := metricValue(t, reg, "trenchcoat_spanmetrics_late_spans_total", nil); v != 0 {
+		t.Errorf("late_spans_total = %v, want 0", v)
 	}
 }
 

@@ -110,15 +110,11 @@ type Registry struct {
 	m        *selfMetrics
 	notify   chan struct{}
 
-	mu          sync.Mutex
-	series      map[uint64]*Series
-	count       int
-	cursor      int64 // end of the last interval written (ms); 0 before the first
-	first       int64 // earliest interval end seen before the first write
-	maxSpan     int64 // newest span end seen (ms, clamped to the wall clock)
-	maxSpanWall int64 // wall clock (ms) when maxSpan was seen
-	free        [][]float64
-	scratch     labels.ScratchBuilder
+	mu      sync.Mutex
+	series  map[uint64]*Series
+	count   int
+	free    [][]float64
+	scratch labels.ScratchBuilder
 
 	lifeMu  sync.Mutex
 	cancel  context.CancelFunc
@@ -145,8 +141,14 @@ type Series struct {
 	refs    []storage.SeriesRef
 	cum     []float64
 	pending []delta // ascending by end
-	last    int64   // newest span end counted (ms)
-	started bool    // has been written at least once
+	// cursor is the end of the last interval written (ms), 0 before the
+	// first. Each series has its own, so that a service whose exporter
+	// trails the others (a quiet service's batch sent after a busy one's)
+	// is not "late" against someone else's clock.
+	cursor   int64
+	last     int64 // newest span end counted (ms, clamped to the wall clock)
+	lastWall int64 // wall clock (ms) when last was seen
+	started  bool  // has been written at least once
 }
 
 type delta struct {
@@ -157,7 +159,8 @@ type delta struct {
 type snapEntry struct {
 	s     *Series
 	fresh bool
-	off   int // into Registry.vals
+	off   int   // into Registry.vals
+	t     int64 // sample timestamp
 }
 
 type selfMetrics struct {
@@ -305,6 +308,7 @@ type Tx struct {
 	tooOld   int
 	tooLate  int
 	overflow int
+	wake     bool
 }
 
 // Begin locks the registry for a batch of updates; call End when done.
@@ -317,7 +321,7 @@ func (r *Registry) Begin() *Tx {
 // End unlocks the registry and publishes the batch's self-metrics.
 func (tx *Tx) End() {
 	r := tx.r
-	wake := r.cursor != 0 && r.maxSpan-r.lag >= r.cursor+r.interval || r.cursor == 0 && r.first != 0 && r.maxSpan-r.lag >= r.first
+	wake := tx.wake
 	r.m.active.Set(float64(r.count))
 	r.mu.Unlock()
 	if tx.late > 0 {
@@ -356,7 +360,7 @@ func (tx *Tx) Series(hash uint64, key []string) *Series {
 		tx.overflow++
 		return nil
 	}
-	s := &Series{hash: hash, key: make([]string, len(key)), next: head, last: math.MinInt64}
+	s := &Series{hash: hash, key: make([]string, len(key)), next: head}
 	for i, k := range key {
 		s.key[i] = string([]byte(k)) // own copy: k may alias a reused pdata buffer
 	}
@@ -417,21 +421,27 @@ func (tx *Tx) Delta(s *Series, endNanos int64) []float64 {
 		return nil
 	}
 	end := ceilTo(ms, r.interval)
-	if r.cursor != 0 && end <= r.cursor {
-		if r.cursor-ms > r.maxLate {
+	if s.cursor != 0 && end <= s.cursor {
+		if s.cursor-ms > r.maxLate {
 			tx.tooLate++
 			return nil
 		}
-		end = r.cursor + r.interval
+		end = s.cursor + r.interval
 		tx.late++
-	} else if r.cursor == 0 && (r.first == 0 || end < r.first) {
-		r.first = end
-	}
-	if ms > r.maxSpan {
-		r.maxSpan, r.maxSpanWall = ms, tx.nowMs
 	}
 	if ms > s.last {
-		s.last = ms
+		s.last, s.lastWall = ms, tx.nowMs
+	}
+	// Wake the writer when this series has an interval due.
+	next := s.cursor + r.interval
+	if s.cursor == 0 {
+		next = end
+		if len(s.pending) > 0 {
+			next = min(next, s.pending[0].end)
+		}
+	}
+	if next <= s.last-r.lag {
+		tx.wake = true
 	}
 	n := len(s.pending)
 	if n > 0 && s.pending[n-1].end == end {
@@ -488,25 +498,13 @@ func ceilTo(ms, iv int64) int64 {
 	return q * iv
 }
 
-// Watermark returns the span time up to which intervals may be written:
-// the newest span time seen, moved forward with the wall clock since it was
-// seen (so live series keep flowing when traffic stops, while a fast
-// backfill is not overtaken by the wall clock), capped at now, minus the lag.
-// Returns 0 when no span has been seen.
-func (r *Registry) Watermark() int64 {
-	now := r.now().UnixMilli()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.maxSpan == 0 {
-		return 0
-	}
-	w := min(r.maxSpan+(now-r.maxSpanWall), now)
-	return w - r.lag
-}
-
-// Advance writes every interval that ends at or before upTo (unix ms).
-// Each active series gets one sample per family per interval, even without
-// new spans, as a scrape would give: rate() needs two samples in its window.
+// Advance writes, for every series, the intervals that end at or before
+// both upTo (unix ms) and the series' watermark: its newest span time,
+// moved forward with the wall clock since that span arrived (so live
+// series keep flowing when traffic stops, while a fast backfill is not
+// overtaken by the wall clock), capped at now, minus Lag. Each active
+// series gets one sample per family per interval, even without new spans,
+// as a scrape would give: rate() needs two samples in its window.
 func (r *Registry) Advance(ctx context.Context, upTo int64) error {
 	return r.advance(ctx, upTo, false)
 }
@@ -538,21 +536,17 @@ func (r *Registry) advance(ctx context.Context, upTo int64, flush bool) error {
 		app, pendingSamples = nil, 0
 	}
 	defer commit()
-	for {
+	r.step(upTo, flush)
+	for i := 0; i < len(r.snap); {
 		if err := ctx.Err(); err != nil {
 			return err
-		}
-		t, ok := r.step(upTo, flush)
-		if !ok {
-			break
-		}
-		if len(r.snap) == 0 {
-			continue
 		}
 		if app == nil {
 			app = r.app.AppenderV2(ctx)
 		}
-		pendingSamples += r.appendSnap(app, t, &errs)
+		n := min(len(r.snap)-i, 1+commitEvery/r.nSamples)
+		pendingSamples += r.appendSnap(app, r.snap[i:i+n], &errs)
+		i += n
 		if pendingSamples >= commitEvery {
 			commit()
 		}
@@ -566,121 +560,99 @@ func (r *Registry) advance(ctx context.Context, upTo int64, flush bool) error {
 	return nil
 }
 
-// step moves the cursor one interval forward if that interval ends at or
-// before upTo, folds the deltas ending there into the cumulative values
-// and snapshots what to write (r.snap, r.vals). It returns the sample
-// timestamp.
-func (r *Registry) step(upTo int64, flush bool) (int64, bool) {
+// step folds the deltas that are due into the cumulative values and
+// snapshots what to write (r.snap, r.vals), series by series.
+func (r *Registry) step(upTo int64, flush bool) {
+	now := r.now().UnixMilli()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.snap, r.vals = r.snap[:0], r.vals[:0]
-	if r.cursor == 0 {
-		if r.first == 0 {
-			return 0, false
-		}
-		r.cursor = r.first - r.interval
-	}
-	t := r.cursor + r.interval
-	if flush {
-		// Flush only as far as something is pending.
-		maxEnd := int64(0)
-		for _, s := range r.series {
-			for ; s != nil; s = s.next {
-				if n := len(s.pending); n > 0 {
-					maxEnd = max(maxEnd, s.pending[n-1].end)
-				}
-			}
-		}
-		if maxEnd < t {
-			return 0, false
-		}
-	} else if t > upTo {
-		return 0, false
-	}
-	if r.count == 0 {
-		// Nothing to write: jump to upTo rather than walking empty intervals.
-		if !flush {
-			r.cursor = max(t, upTo-upTo%r.interval)
-		}
-		return 0, true
-	}
-	stamp := t
-	if now := r.now().UnixMilli(); flush && stamp > now {
-		stamp = now
-	}
 	for h, head := range r.series {
 		var prev *Series
 		for s := head; s != nil; s = s.next {
-			fresh := false
-			if len(s.pending) > 0 && s.pending[0].end == t {
-				d := s.pending[0].v
-				for i, v := range d {
-					s.cum[i] += v
-				}
-				r.release(d)
-				s.pending[0] = delta{}
-				s.pending = s.pending[1:]
-				fresh = !s.started
-				s.started = true
-			} else if len(s.pending) == 0 && (!s.started || t-s.last > r.stale) {
-				// Idle: forget it. If it comes back it starts from zero
-				// with a zero sample first, which PromQL reads as a counter
-				// reset, so rate() and increase() stay right. (A series
-				// never started had all its spans refused as too old.)
-				if prev == nil {
-					if s.next == nil {
-						delete(r.series, h)
-					} else {
-						r.series[h] = s.next
-					}
-				} else {
-					prev.next = s.next
-				}
-				r.count--
-				r.m.staleSeries.Inc()
-				continue
-			} else if !s.started {
+			if r.emit(s, now, upTo, flush) {
 				prev = s
-				continue // all its spans are in later intervals
+				continue
 			}
-			prev = s
-			r.snap = append(r.snap, snapEntry{s: s, fresh: fresh, off: len(r.vals)})
-			r.vals = append(r.vals, s.cum...)
-		}
-	}
-	r.cursor = t
-	if len(r.snap) == 0 {
-		// Nothing live: skip the empty stretch up to the next pending
-		// interval (or to upTo), so that spans scattered over days cost
-		// steps per active interval, not per interval of the whole span.
-		next := int64(math.MaxInt64)
-		for _, head := range r.series {
-			for s := head; s != nil; s = s.next {
-				if len(s.pending) > 0 {
-					next = min(next, s.pending[0].end)
-				}
+			// Gone idle: forget it. If it comes back it starts from zero
+			// with a zero sample first, which PromQL reads as a counter
+			// reset, so rate() and increase() stay right.
+			if prev != nil {
+				prev.next = s.next
+			} else if s.next != nil {
+				r.series[h] = s.next
+			} else {
+				delete(r.series, h)
 			}
-		}
-		if !flush {
-			// Never past upTo: later intervals are not due yet.
-			next = min(next, upTo-upTo%r.interval+r.interval)
-		}
-		if next != math.MaxInt64 {
-			r.cursor = max(t, next-r.interval)
+			r.count--
+			r.m.staleSeries.Inc()
 		}
 	}
 	r.m.active.Set(float64(r.count))
-	return stamp, true
 }
 
-// appendSnap writes the snapshot taken by step at timestamp t and returns
-// the number of samples appended.
-func (r *Registry) appendSnap(app storage.AppenderV2, t int64, errs *[]error) int {
+// emit adds the due intervals of s to the snapshot. It returns false when
+// s has gone stale (or never counted a span) and is to be dropped.
+func (r *Registry) emit(s *Series, now, upTo int64, flush bool) bool {
+	wm := min(min(s.last+(now-s.lastWall), now)-r.lag, upTo)
+	for {
+		var t int64
+		if s.cursor == 0 {
+			if len(s.pending) == 0 {
+				return false // all its spans were refused
+			}
+			t = s.pending[0].end
+		} else {
+			t = s.cursor + r.interval
+		}
+		if flush {
+			// Write what is pending; do not extend idle series to now.
+			if len(s.pending) == 0 {
+				return true
+			}
+		} else if t > wm {
+			return true
+		}
+		fresh := false
+		if len(s.pending) > 0 && s.pending[0].end == t {
+			d := s.pending[0].v
+			for i, v := range d {
+				s.cum[i] += v
+			}
+			r.release(d)
+			s.pending[0] = delta{}
+			s.pending = s.pending[1:]
+			fresh = !s.started
+			s.started = true
+		} else if t-s.last > r.stale {
+			if len(s.pending) == 0 {
+				return false
+			}
+			// Idle for longer than StaleAfter, with spans counted further
+			// on: write nothing in the gap (PromQL sees the series go
+			// stale) and resume there with the same cumulative value.
+			s.cursor = s.pending[0].end - r.interval
+			continue
+		}
+		stamp := t
+		if flush && stamp > now {
+			stamp = now
+		}
+		r.snap = append(r.snap, snapEntry{s: s, fresh: fresh, off: len(r.vals), t: stamp})
+		r.vals = append(r.vals, s.cum...)
+		s.cursor = t
+	}
+}
+
+// appendSnap writes snapshot entries taken by step and returns the number
+// of samples appended.
+func (r *Registry) appendSnap(app storage.AppenderV2, snap []snapEntry, errs *[]error) int {
 	nc := len(r.cfg.Shape.Counters)
 	nh := len(r.cfg.Shape.Histograms)
 	n := 0
 	var out []float64
-	for _, e := range r.snap {
+	for _, e := range snap {
+		t := e.t
 		cum := r.vals[e.off : e.off+r.width]
 		out = r.expand(out[:0], cum, nc, nh)
 		if e.fresh {
@@ -791,10 +763,8 @@ func (r *Registry) run(ctx context.Context) {
 		if r.cfg.OnTick != nil {
 			r.cfg.OnTick()
 		}
-		if w := r.Watermark(); w > 0 {
-			if err := r.Advance(ctx, w); err != nil && ctx.Err() == nil {
-				r.log.Warn("writing span-derived metrics", "subsystem", r.cfg.Subsystem, "err", err)
-			}
+		if err := r.Advance(ctx, math.MaxInt64); err != nil && ctx.Err() == nil {
+			r.log.Warn("writing span-derived metrics", "subsystem", r.cfg.Subsystem, "err", err)
 		}
 	}
 }
