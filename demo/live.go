@@ -147,6 +147,7 @@ type liveTask struct {
 	pool            *pgxpool.Pool
 	srv             *http.Server
 	url             string
+	base            context.Context // cancelled when the task stops
 	cancel          context.CancelFunc
 	served          chan struct{}
 	inflight        atomic.Int64
@@ -169,7 +170,7 @@ func (w *liveWorld) startTask(az string) (*liveTask, error) {
 	pc.MaxConnIdleTime = time.Minute
 	pc.ConnConfig.Tracer = connTracer{tr: t.tracer, st: w.st}
 	base, cancel := context.WithCancel(context.Background())
-	t.cancel = cancel
+	t.base, t.cancel = base, cancel
 	if t.pool, err = pgxpool.NewWithConfig(base, pc); err != nil {
 		cancel()
 		return nil, fmt.Errorf("demo: pool: %w", err)
@@ -238,6 +239,9 @@ func (t *liveTask) serve(rw http.ResponseWriter, r *http.Request) {
 		status = http.StatusInternalServerError
 		h.SetStatus(codes.Error, msg)
 		srv.SetStatus(codes.Error, msg)
+	}
+	if t.base.Err() != nil {
+		return // the task is being killed: its spans die with it, unsent
 	}
 	h.End()
 	srv.SetAttributes(attribute.Int("http.response.status_code", status))
@@ -419,7 +423,11 @@ func (w *liveWorld) front(ctx context.Context, c Conditions) {
 	actx, span := inst.tracer.Start(ctx, api.name, trace.WithTimestamp(start), trace.WithSpanKind(trace.SpanKindServer),
 		trace.WithAttributes(lambdaAttrs(api, inst, cold, w.r)...),
 		trace.WithAttributes(attribute.String("http.request.method", method), attribute.String("url.path", strings.SplitN(path, "?", 2)[0]), attribute.String("http.route", "/{endpoint}")))
-	defer span.End()
+	defer func() {
+		if ctx.Err() == nil { // shutting down: spans of killed invocations are never sent
+			span.End()
+		}
+	}()
 	task := w.pick()
 	if task == nil {
 		return
@@ -428,6 +436,9 @@ func (w *liveWorld) front(ctx context.Context, c Conditions) {
 		trace.WithAttributes(attribute.String("http.request.method", method), attribute.String("server.address", albHost), attribute.Int("server.port", 80),
 			attribute.String("url.full", task.url+path), attribute.String("peer.service", serverName)))
 	status, err := w.call(cctx, method, task.url+path)
+	if ctx.Err() != nil {
+		return
+	}
 	if err != nil {
 		msg := "Endpoint request failed"
 		var ne net.Error

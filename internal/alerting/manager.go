@@ -365,9 +365,6 @@ func (m *Manager) loadedRuleStates(sloName string) []RuleState {
 				LastEval: r.GetEvaluationTimestamp(),
 				Alerts:   convertAlerts(r),
 			}
-			if r.State() == rules.StateUnknown {
-				rs.State = "unknown"
-			}
 			if err := r.LastError(); err != nil {
 				rs.LastError = err.Error()
 			}

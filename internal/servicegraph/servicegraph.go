@@ -63,9 +63,10 @@ type Config struct {
 	// seen) is this far past the span's end, whichever comes first. It
 	// matters only for a backfill running faster than real time: with the
 	// wall clock alone, an uninstrumented callee's edge would be written
-	// many minutes of span time late, or dropped as too late. It is longer
-	// than Wait because services export separately, so in a backfill the
-	// partner can trail by a batch's worth of span time. Default 1m.
+	// far too late in span time (and dropped as too late). It is much
+	// longer than Wait because services export separately, so in a
+	// backfill the partner can trail by a batch's worth of span time (the
+	// demo flushes every 5 minutes of span time). Default 10m.
 	SpanTimeWait time.Duration
 	// MaxItems caps the unpaired spans held; further ones are dropped and
 	// counted (trenchcoat_servicegraph_dropped_spans_total{reason="max_items"}).
@@ -165,7 +166,7 @@ func New(cfg Config, app storage.AppendableV2) (*Generator, error) {
 		return nil, fmt.Errorf("servicegraph: negative wait %s", cfg.Wait)
 	}
 	if cfg.SpanTimeWait == 0 {
-		cfg.SpanTimeWait = time.Minute
+		cfg.SpanTimeWait = 10 * time.Minute
 	}
 	if cfg.MaxItems == 0 {
 		cfg.MaxItems = 10000

@@ -246,7 +246,7 @@ func TestExpiry(t *testing.T) {
 
 func TestExpiryInSpanTime(t *testing.T) {
 	// A backfill runs faster than the wall clock: once span time has moved
-	// SpanTimeWait (1m) past an unpaired span, it expires without waiting
+	// SpanTimeWait (10m) past an unpaired span, it expires without waiting
 	// 10 s of wall-clock time.
 	e := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 	c := &clock{t: e}
@@ -258,8 +258,8 @@ func TestExpiryInSpanTime(t *testing.T) {
 	}
 	old := e.Add(-time.Hour)
 	pay := split(spantest.Topology(old, 1, -1), func(s sdktrace.ReadOnlySpan) bool { return s.Name() == "POST" })
-	later := spantest.Spans("other", "tick", trace.SpanKindInternal, old.Add(59*time.Second))
-	muchLater := spantest.Spans("other", "tick", trace.SpanKindInternal, old.Add(61*time.Second))
+	later := spantest.Spans("other", "tick", trace.SpanKindInternal, old.Add(599*time.Second))
+	muchLater := spantest.Spans("other", "tick", trace.SpanKindInternal, old.Add(601*time.Second))
 	for i, b := range [][]sdktrace.ReadOnlySpan{pay, later, muchLater} {
 		if err := g.ConsumeTraces(context.Background(), spantest.Traces(b)); err != nil {
 			t.Fatal(err)

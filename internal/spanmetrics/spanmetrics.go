@@ -50,8 +50,8 @@ type Config struct {
 	Buckets []float64
 	// Interval between samples in span time; default 15s.
 	Interval time.Duration
-	// Lag behind the newest span time before an interval is written;
-	// default 10s.
+	// Lag behind a series' newest span time before its interval is
+	// written; default 10s.
 	Lag time.Duration
 	// StaleAfter: series idle this long (span time) are no longer written;
 	// default 15m.

@@ -28,6 +28,10 @@ func TestSemanticsColumnar(t *testing.T) {
 	if err := s.WriteLogs(context.Background(), ld); err != nil {
 		t.Fatal(err)
 	}
+	// Spans in the same partitions, so that the two tables' blocks coexist.
+	if err := s.WriteTraces(context.Background(), querytest.GenTraces(1, 300, t0, time.Hour)); err != nil {
+		t.Fatal(err)
+	}
 	runSemantics(t, "head", s, rows)
 	s.Flush()
 	runSemantics(t, "blocks", s, rows)

@@ -3,7 +3,9 @@ package traceql
 import (
 	"context"
 	"testing"
+	"time"
 
+	"github.com/trenchcoat/trenchcoat/internal/query/querytest"
 	"github.com/trenchcoat/trenchcoat/internal/store/columnar"
 )
 
@@ -17,6 +19,10 @@ func TestSemanticsColumnar(t *testing.T) {
 	}
 	defer s.Close()
 	if err := s.WriteTraces(context.Background(), ds.td); err != nil {
+		t.Fatal(err)
+	}
+	// Logs in the same partitions, so that the two tables' blocks coexist.
+	if err := s.WriteLogs(context.Background(), querytest.GenLogs(1, 2000, t0, time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	runSemantics(t, "head", s, ds)

@@ -8,6 +8,13 @@
 // interval, stamped with the end of that interval in span time. Writing at
 // span time rather than wall-clock time is what lets backfilled history
 // (spans hours old) show up hours ago in PromQL, SLOs and alerts.
+//
+// Each series keeps its own cursor (the last interval written) and
+// watermark (its newest span time, moved on with the wall clock, minus a
+// lag), so one service's exporter trailing another's does not make its
+// spans late. A span older than what its series already wrote is counted
+// into the next interval (counters stay monotonic), up to MaxLateness.
+// Series idle for StaleAfter are no longer written and are forgotten.
 package series
 
 import (
@@ -43,9 +50,10 @@ type Config struct {
 	Buckets []float64
 	// Interval between samples of a series, in span time. Default 15s.
 	Interval time.Duration
-	// Lag is how far emission stays behind the newest span time seen, so
-	// that spans of an interval arriving a little late (batching in SDKs
-	// and collectors) still land in their own interval. Default 10s.
+	// Lag is how far a series' writing stays behind the newest span time
+	// seen for it, so that spans of an interval arriving a little late
+	// (batching in SDKs and collectors) still land in their own interval.
+	// Default 10s.
 	Lag time.Duration
 	// StaleAfter: a series with no span for this long (span time) is no
 	// longer written and is forgotten. Default 15m, as Tempo's generator.
@@ -412,8 +420,10 @@ func (tx *Tx) Delta(s *Series, endNanos int64) []float64 {
 	r := tx.r
 	ms := endNanos / 1e6
 	if ms > tx.nowMs {
-		// Clock skew: a span "from the future" would pull the watermark
-		// ahead of every honest span and make them all late.
+		// Clock skew: a span "from the future" would pull its series'
+		// watermark ahead of every honest span and make them all late.
+		// (So a simulation running faster than real time is counted at
+		// now, not at its future timestamps.)
 		ms = tx.nowMs
 	}
 	if ms < tx.oldest {
@@ -537,12 +547,13 @@ func (r *Registry) advance(ctx context.Context, upTo int64, flush bool) error {
 	}
 	defer commit()
 	r.step(upTo, flush)
+	// The snapshot has moved the series' cursors: it must be written in
+	// full even if ctx ends meanwhile (Shutdown cancels the loop while it
+	// may be here), or those intervals would be lost.
+	actx := context.WithoutCancel(ctx)
 	for i := 0; i < len(r.snap); {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
 		if app == nil {
-			app = r.app.AppenderV2(ctx)
+			app = r.app.AppenderV2(actx)
 		}
 		n := min(len(r.snap)-i, 1+commitEvery/r.nSamples)
 		pendingSamples += r.appendSnap(app, r.snap[i:i+n], &errs)
