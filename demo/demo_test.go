@@ -323,7 +323,7 @@ func TestLiveIncident(t *testing.T) {
 	cfg := Config{
 		OTLPEndpoint: rec.addr, DataDir: dir, Seed: 3, Out: &out,
 		Backfill: 10 * time.Minute, IncidentAfter: 3 * time.Second, CrashAfter: 30 * time.Second,
-		AcquireTimeout: 10 * time.Second, ScaleInterval: 3 * time.Second, MetricInterval: 4 * time.Second, SurgeFactor: 14,
+		AcquireTimeout: 3 * time.Second, ScaleInterval: 3 * time.Second, MetricInterval: 4 * time.Second, SurgeFactor: 14,
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
