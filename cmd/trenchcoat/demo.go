@@ -61,4 +61,3 @@ func runDemo(ctx context.Context, args []string) error {
 	}
 	return s.Shutdown(context.Background())
 }
-
