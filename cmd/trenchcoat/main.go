@@ -17,6 +17,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/prometheus/common/model"
 )
 
 func main() {
@@ -122,7 +124,7 @@ func newLogger(level string) (*slog.Logger, error) {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
 }
 
-// durationFlag accepts Go durations plus d/w units ("7d").
+// durationFlag accepts Prometheus durations: 90s, 1h30m, 7d, 2w.
 type durationFlag struct{ d *time.Duration }
 
 func (f durationFlag) String() string {
@@ -133,24 +135,10 @@ func (f durationFlag) String() string {
 }
 
 func (f durationFlag) Set(s string) error {
-	if n, ok := strings.CutSuffix(s, "d"); ok {
-		var days int
-		if _, err := fmt.Sscanf(n, "%d", &days); err == nil && fmt.Sprint(days) == n {
-			*f.d = time.Duration(days) * 24 * time.Hour
-			return nil
-		}
-	}
-	if n, ok := strings.CutSuffix(s, "w"); ok {
-		var w int
-		if _, err := fmt.Sscanf(n, "%d", &w); err == nil && fmt.Sprint(w) == n {
-			*f.d = time.Duration(w) * 7 * 24 * time.Hour
-			return nil
-		}
-	}
-	d, err := time.ParseDuration(s)
+	d, err := model.ParseDuration(s)
 	if err != nil {
 		return err
 	}
-	*f.d = d
+	*f.d = time.Duration(d)
 	return nil
 }

@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/prometheus/common/model"
+
 	"github.com/trenchcoat/trenchcoat/internal/store"
 )
 
@@ -111,34 +113,14 @@ func ParseDuration(s string, def time.Duration) (time.Duration, error) {
 		}
 		return time.Duration(f * float64(time.Second)), nil
 	}
-	d, err := time.ParseDuration(s)
+	d, err := model.ParseDuration(s) // Prometheus' syntax: 1h30m, 7d, 2w
 	if err != nil {
-		if d2, err2 := parsePromDuration(s); err2 == nil {
-			return d2, nil
-		}
 		return 0, fmt.Errorf("cannot parse %q as a duration", s)
 	}
 	if d <= 0 {
 		return 0, fmt.Errorf("duration %q must be positive", s)
 	}
-	return d, nil
-}
-
-// parsePromDuration handles the units time.ParseDuration lacks (d, w, y).
-func parsePromDuration(s string) (time.Duration, error) {
-	units := map[byte]time.Duration{'d': 24 * time.Hour, 'w': 7 * 24 * time.Hour, 'y': 365 * 24 * time.Hour}
-	if len(s) < 2 {
-		return 0, errors.New("bad duration")
-	}
-	u, ok := units[s[len(s)-1]]
-	if !ok {
-		return 0, errors.New("bad duration")
-	}
-	n, err := strconv.ParseInt(s[:len(s)-1], 10, 64)
-	if err != nil || n <= 0 || n > 1000 {
-		return 0, errors.New("bad duration")
-	}
-	return time.Duration(n) * u, nil
+	return time.Duration(d), nil
 }
 
 // ParseLimit reads an integer "limit" parameter in [1, max], default def.

@@ -1,6 +1,7 @@
 package columnar
 
 import (
+	"bytes"
 	"fmt"
 	"math/bits"
 	"regexp"
@@ -312,19 +313,26 @@ func (p *part) eval(c *store.Cond) (bitset, error) {
 }
 
 func (p *part) evalResource(key string, m *matcher, b bitset) {
-	ok := make([]bool, len(p.resources))
+	p.evalResources(func(r *resource) bool {
+		v, has := r.attrs[key]
+		return has && m.enc(v)
+	}, b)
+}
+
+// evalResources sets the rows whose resource satisfies ok: the predicate
+// runs once per distinct resource, not per row.
+func (p *part) evalResources(ok func(*resource) bool, b bitset) {
+	match := make([]bool, len(p.resources))
 	any := false
 	for i, r := range p.resources {
-		if v, has := r.attrs[key]; has {
-			ok[i] = m.enc(v)
-			any = any || ok[i]
-		}
+		match[i] = ok(r)
+		any = any || match[i]
 	}
 	if !any {
 		return
 	}
 	for row, r := range p.res[:p.n] {
-		if ok[r] {
+		if match[r] {
 			b.set(row)
 		}
 	}
@@ -387,7 +395,7 @@ func (p *part) evalIntrinsic(name string, m *matcher, b bitset) error {
 				}
 			}
 		case store.IntrinsicService:
-			p.evalResourceString(func(r *resource) string { return r.service }, m, b)
+			p.evalResources(func(r *resource) bool { return m.str(r.service) }, b)
 		case store.IntrinsicTraceID:
 			p.evalHex(p.cols[scTrace].ids, 16, m, b)
 		case store.IntrinsicSpanID:
@@ -415,9 +423,9 @@ func (p *part) evalIntrinsic(name string, m *matcher, b bitset) error {
 	case store.IntrinsicBody:
 		p.evalBody(m, b)
 	case store.IntrinsicService:
-		p.evalResourceString(func(r *resource) string { return r.service }, m, b)
+		p.evalResources(func(r *resource) bool { return m.str(r.service) }, b)
 	case store.IntrinsicLogGroup:
-		p.evalResourceString(func(r *resource) string { return r.logGroup }, m, b)
+		p.evalResources(func(r *resource) bool { return m.str(r.logGroup) }, b)
 	case store.IntrinsicTraceID:
 		p.evalHex(p.cols[lcTrace].ids, 16, m, b)
 	case store.IntrinsicSpanID:
@@ -435,23 +443,6 @@ func (p *part) evalEnum(col []uint8, names []string, m *matcher, b bitset) {
 	}
 	for row, v := range col[:p.n] {
 		if ok[v] {
-			b.set(row)
-		}
-	}
-}
-
-func (p *part) evalResourceString(get func(*resource) string, m *matcher, b bitset) {
-	ok := make([]bool, len(p.resources))
-	any := false
-	for i, r := range p.resources {
-		ok[i] = m.str(get(r))
-		any = any || ok[i]
-	}
-	if !any {
-		return
-	}
-	for row, r := range p.res[:p.n] {
-		if ok[r] {
 			b.set(row)
 		}
 	}
@@ -524,7 +515,7 @@ func (p *part) evalBody(m *matcher, b bitset) {
 			start = end
 			var hit bool
 			if len(v) > 0 && v[0] == tagString {
-				hit = bytesContains(v[1:], needle)
+				hit = bytes.Contains(v[1:], needle)
 			} else {
 				hit = strings.Contains(valueString(string(v)), m.val.Str)
 			}

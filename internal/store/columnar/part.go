@@ -291,93 +291,127 @@ func (c *column) appendBlob(b []byte) {
 // fresh dictionaries holding only values still used.
 func (p *part) subset(rows []uint32) *part {
 	q := newPart(p.sch)
-	q.n = len(rows)
-	for ci, k := range p.sch.kinds {
-		src, dst := &p.cols[ci], &q.cols[ci]
+	q.appendRows(p, rows)
+	return q
+}
+
+// concatParts appends all rows of several parts into one.
+func concatParts(sch *schema, parts []*part) *part {
+	q := newPart(sch)
+	for _, p := range parts {
+		rows := make([]uint32, p.n)
+		for i := range rows {
+			rows[i] = uint32(i)
+		}
+		q.appendRows(p, rows)
+	}
+	return q
+}
+
+// appendRows appends the given rows of src, in that order, re-encoding
+// dictionary ids and resource indexes into q's own.
+func (q *part) appendRows(src *part, rows []uint32) {
+	base := uint32(q.n)
+	for ci, k := range q.sch.kinds {
+		from, to := &src.cols[ci], &q.cols[ci]
 		switch k {
 		case kI64:
-			dst.i64 = make([]int64, len(rows))
-			for i, r := range rows {
-				dst.i64[i] = src.i64[r]
+			for _, r := range rows {
+				to.i64 = append(to.i64, from.i64[r])
 			}
 		case kU8:
-			dst.u8 = make([]uint8, len(rows))
-			for i, r := range rows {
-				dst.u8[i] = src.u8[r]
+			for _, r := range rows {
+				to.u8 = append(to.u8, from.u8[r])
 			}
 		case kU32:
-			dst.u32 = make([]uint32, len(rows))
-			for i, r := range rows {
-				dst.u32[i] = src.u32[r]
+			for _, r := range rows {
+				to.u32 = append(to.u32, from.u32[r])
 			}
 		case kDict:
-			dst.u32 = make([]uint32, len(rows))
-			for i, r := range rows {
-				if id := src.u32[r]; id != 0 {
-					dst.u32[i] = dst.dict.id(src.dict.vals[id])
+			ids := make([]uint32, len(from.dict.vals)) // old id -> new id, 0 until used
+			for _, r := range rows {
+				id := from.u32[r]
+				if id != 0 && ids[id] == 0 {
+					ids[id] = to.dict.id(from.dict.vals[id])
 				}
+				to.u32 = append(to.u32, ids[id])
 			}
 		case kID16, kID8:
 			w := 16
 			if k == kID8 {
 				w = 8
 			}
-			dst.ids = make([]byte, 0, len(rows)*w)
 			for _, r := range rows {
-				dst.ids = append(dst.ids, src.ids[int(r)*w:int(r)*w+w]...)
+				to.ids = append(to.ids, from.ids[int(r)*w:int(r)*w+w]...)
 			}
 		case kBlob:
 			for _, r := range rows {
-				dst.appendBlob(src.blobAt(int(r)))
+				to.appendBlob(from.blobAt(int(r)))
 			}
 		}
 	}
-	q.res = make([]uint32, len(rows))
-	for i, r := range rows {
-		orig := p.resources[p.res[r]]
-		j, ok := q.resIdx[orig.raw]
-		if !ok {
-			j = uint32(len(q.resources))
-			q.resources = append(q.resources, orig)
-			q.resIdx[orig.raw] = j
+	resIDs := make([]int64, len(src.resources)) // old index -> new index + 1
+	for _, r := range rows {
+		old := src.res[r]
+		if resIDs[old] == 0 {
+			orig := src.resources[old]
+			j, ok := q.resIdx[orig.raw]
+			if !ok {
+				j = uint32(len(q.resources))
+				q.resources = append(q.resources, orig)
+				q.resIdx[orig.raw] = j
+			}
+			resIDs[old] = int64(j) + 1
 		}
-		q.res[i] = j
+		q.res = append(q.res, uint32(resIDs[old]-1))
 	}
-	// Attributes: map old row -> new row, then rebuild each sparse column
-	// in ascending new-row order.
-	newRow := make(map[uint32]uint32, len(rows))
+	// Attributes: map each old row to its new row, then rebuild each
+	// sparse column in ascending new-row order.
+	newRow := make([]int64, src.n)
+	for i := range newRow {
+		newRow[i] = -1
+	}
 	for i, r := range rows {
-		newRow[r] = uint32(i)
+		newRow[r] = int64(base) + int64(i)
 	}
-	for k, sp := range p.attrs {
-		type pair struct{ row, val uint32 }
-		var pairs []pair
+	type pair struct{ row, val uint32 }
+	var pairs []pair
+	for k, sp := range src.attrs {
+		pairs = pairs[:0]
+		sorted := true
 		for i, r := range sp.rows {
-			if nr, ok := newRow[r]; ok {
-				pairs = append(pairs, pair{nr, sp.vals[i]})
+			if nr := newRow[r]; nr >= 0 {
+				if len(pairs) > 0 && uint32(nr) < pairs[len(pairs)-1].row {
+					sorted = false
+				}
+				pairs = append(pairs, pair{uint32(nr), sp.vals[i]})
 			}
 		}
 		if len(pairs) == 0 {
 			continue
 		}
-		sort.Slice(pairs, func(a, b int) bool { return pairs[a].row < pairs[b].row })
-		ns := &sparse{dict: newDict(), rows: make([]uint32, len(pairs)), vals: make([]uint32, len(pairs))}
-		for i, pr := range pairs {
-			ns.rows[i] = pr.row
-			ns.vals[i] = ns.dict.id(sp.dict.vals[pr.val])
+		if !sorted {
+			sort.Slice(pairs, func(a, b int) bool { return pairs[a].row < pairs[b].row })
 		}
-		q.attrs[k] = ns
+		ns := q.attrs[k]
+		if ns == nil {
+			ns = &sparse{dict: newDict()}
+			q.attrs[k] = ns
+		}
+		ids := make([]uint32, len(sp.dict.vals))
+		for _, pr := range pairs {
+			if ids[pr.val] == 0 {
+				ids[pr.val] = ns.dict.id(sp.dict.vals[pr.val])
+			}
+			ns.rows = append(ns.rows, pr.row)
+			ns.vals = append(ns.vals, ids[pr.val])
+		}
 	}
-	tc := q.cols[p.sch.time].i64
-	for i, t := range tc {
-		if i == 0 || t < q.minT {
-			q.minT = t
-		}
-		if i == 0 || t > q.maxT {
-			q.maxT = t
-		}
+	tc := src.cols[q.sch.time].i64
+	for _, r := range rows {
+		q.touchTime(tc[r])
+		q.n++
 	}
-	return q
 }
 
 // sortedRows returns the row order for a block: by trace id (when the

@@ -385,68 +385,6 @@ func (t *table) merge(partition int64, bs []*block) error {
 	return nil
 }
 
-// concatParts appends the rows of several parts into one.
-func concatParts(sch *schema, parts []*part) *part {
-	q := newPart(sch)
-	for _, p := range parts {
-		base := uint32(q.n)
-		for ci, k := range sch.kinds {
-			src, dst := &p.cols[ci], &q.cols[ci]
-			switch k {
-			case kI64:
-				dst.i64 = append(dst.i64, src.i64...)
-			case kU8:
-				dst.u8 = append(dst.u8, src.u8...)
-			case kU32:
-				dst.u32 = append(dst.u32, src.u32...)
-			case kDict:
-				for _, id := range src.u32 {
-					var nid uint32
-					if id != 0 {
-						nid = dst.dict.id(src.dict.vals[id])
-					}
-					dst.u32 = append(dst.u32, nid)
-				}
-			case kID16, kID8:
-				dst.ids = append(dst.ids, src.ids...)
-			case kBlob:
-				for i := 0; i < p.n; i++ {
-					dst.appendBlob(src.blobAt(i))
-				}
-			}
-		}
-		for _, r := range p.res {
-			orig := p.resources[r]
-			j, ok := q.resIdx[orig.raw]
-			if !ok {
-				j = uint32(len(q.resources))
-				q.resources = append(q.resources, orig)
-				q.resIdx[orig.raw] = j
-			}
-			q.res = append(q.res, j)
-		}
-		for k, sp := range p.attrs {
-			ns := q.attrs[k]
-			if ns == nil {
-				ns = &sparse{dict: newDict()}
-				q.attrs[k] = ns
-			}
-			for i, r := range sp.rows {
-				ns.rows = append(ns.rows, base+r)
-				ns.vals = append(ns.vals, ns.dict.id(sp.dict.vals[sp.vals[i]]))
-			}
-		}
-		if q.n == 0 || p.minT < q.minT {
-			q.minT = p.minT
-		}
-		if q.n == 0 || p.maxT > q.maxT {
-			q.maxT = p.maxT
-		}
-		q.n += p.n
-	}
-	return q
-}
-
 // close writes nothing more: the head stays in the WAL and is replayed on
 // the next start, which is cheaper than writing a block at shutdown.
 func (t *table) close() error {

@@ -1,5 +1,0 @@
-package columnar
-
-import "bytes"
-
-func bytesContains(h, n []byte) bool { return bytes.Contains(h, n) }
