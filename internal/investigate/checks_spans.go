@@ -150,27 +150,33 @@ func (v *inv) checkAttributes(ctx context.Context) error {
 				continue
 			}
 			f := store.Field{Scope: scope, Name: k.Key}
-			all, err := v.d.cfg.Traces.AggregateSpans(ctx, store.Aggregate{Start: v.start, End: v.end, Filter: svc, GroupBy: []store.Field{f}, MaxSeries: 500})
-			if err != nil {
-				continue // too many values (ErrLimit): an id, not a dimension
-			}
-			errs, err := v.d.cfg.Traces.AggregateSpans(ctx, store.Aggregate{Start: v.start, End: v.end, Filter: and(svc, condError()), GroupBy: []store.Field{f}, MaxSeries: 500})
+			// One query per key: values by status. More than 100 values
+			// (or ErrLimit) is an identifier, not a dimension.
+			gs, err := v.d.cfg.Traces.AggregateSpans(ctx, store.Aggregate{Start: v.start, End: v.end, Filter: svc, GroupBy: []store.Field{f, fStatus}, MaxSeries: 300})
 			if err != nil {
 				continue
 			}
-			if len(all) > 100 {
+			tot, errByVal := map[string]float64{}, map[string]float64{}
+			var vals []string
+			for _, g := range gs {
+				c := sum(g.Counts)
+				if _, ok := tot[g.Labels[0]]; !ok {
+					vals = append(vals, g.Labels[0])
+				}
+				tot[g.Labels[0]] += c
+				if g.Labels[1] == "error" {
+					errByVal[g.Labels[0]] += c
+				}
+			}
+			if len(tot) > 100 {
 				continue
 			}
-			tot := map[string]float64{}
-			for _, g := range all {
-				tot[g.Labels[0]] += sum(g.Counts)
-			}
-			for _, g := range errs {
-				val := g.Labels[0]
+			sort.Strings(vals)
+			for _, val := range vals {
 				if val == "" {
 					continue
 				}
-				e := sum(g.Counts)
+				e := errByVal[val]
 				t := tot[val]
 				if t == 0 || v.errWin == 0 {
 					continue

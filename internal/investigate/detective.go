@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/url"
 	"sort"
 	"sync"
@@ -65,6 +66,12 @@ type Report struct {
 	Story     []string  `json:"story,omitempty"`
 	NextSteps []string  `json:"nextSteps,omitempty"`
 	Errors    []string  `json:"errors,omitempty"` // checks that failed, with why
+	// Onset is when the service's errors began, when the detective could
+	// tell; the baseline is the window the incident is compared with (the
+	// same length, before the onset when the window starts inside it).
+	Onset         *time.Time `json:"onset,omitempty"`
+	BaselineStart time.Time  `json:"baselineStart"`
+	BaselineEnd   time.Time  `json:"baselineEnd"`
 	Started   time.Time `json:"started"`
 	Finished  time.Time `json:"finished"`
 }
@@ -123,6 +130,10 @@ type inv struct {
 	req              Request
 	start, end       time.Time // the window
 	bstart, bend     time.Time // the baseline
+	onset            time.Time // when the service's errors began; zero if unknown
+	errSeries        []float64 // the service's error rate per step over [seriesStart, end); NaN without spans
+	seriesStart      time.Time
+	seriesStep       time.Duration
 	service          string    // the implicated service
 	deps             []dependency
 	errWin, totWin   float64 // error and total spans of service in the window
@@ -167,6 +178,11 @@ func (d *Detective) Investigate(ctx context.Context, req Request) (*Report, erro
 	if err := v.pickService(ctx); err != nil {
 		return nil, err
 	}
+	if !v.onset.IsZero() {
+		on := v.onset.UTC()
+		rep.Onset = &on
+	}
+	rep.BaselineStart, rep.BaselineEnd = v.bstart.UTC(), v.bend.UTC()
 	type step struct {
 		name string
 		fn   func(context.Context) error
@@ -185,10 +201,12 @@ func (d *Detective) Investigate(ctx context.Context, req Request) (*Report, erro
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
+		t0 := time.Now()
 		if err := s.fn(ctx); err != nil {
 			d.log.Warn("investigation check failed", "check", s.name, "err", err)
 			v.errs = append(v.errs, s.name+": "+err.Error())
 		}
+		d.log.Debug("investigation check done", "check", s.name, "took", time.Since(t0))
 	}
 	sort.SliceStable(v.findings, func(i, j int) bool { return v.findings[i].Score > v.findings[j].Score })
 	rep.Findings = v.findings
@@ -227,12 +245,18 @@ func (v *inv) pickService(ctx context.Context) error {
 	if v.service == "" {
 		return nil
 	}
+	if err := v.settleBaseline(ctx); err != nil {
+		return fmt.Errorf("investigate: %w", err)
+	}
 	var err error
 	if v.errWin, v.totWin, err = v.rates(ctx, v.start, v.end, condService(v.service)); err != nil {
 		return fmt.Errorf("investigate: %w", err)
 	}
 	if v.errBase, v.totBase, err = v.rates(ctx, v.bstart, v.bend, condService(v.service)); err != nil {
 		return fmt.Errorf("investigate: %w", err)
+	}
+	if !v.elevated() {
+		v.onset = time.Time{} // a wobble of the usual errors, not an onset
 	}
 	return nil
 }
@@ -263,7 +287,127 @@ func (v *inv) elevated() bool {
 		return rw >= 0.01
 	}
 	rb := v.errBase / v.totBase
-	return rw >= 0.01 && rw >= 2*rb+0.005
+	// A small rate counts when the baseline is clean: a canary failing
+	// half its requests is 1% of a busy service's spans.
+	return rw >= 0.002 && rw >= 2*rb+0.002
+}
+
+// settleBaseline finds when the service's errors began (the onset) from
+// its error rate over the window and a lookback of four windows before
+// it. When the window starts inside the incident, the default baseline
+// (the same length just before the window) would be part of the incident
+// too, so the baseline moves to the same length before the onset.
+func (v *inv) settleBaseline(ctx context.Context) error {
+	l := v.end.Sub(v.start)
+	step := max(l/30, 10*time.Second)
+	look := v.start.Add(-4 * l)
+	gs, err := v.d.cfg.Traces.AggregateSpans(ctx, store.Aggregate{Start: look, End: v.end, Step: step, Filter: condService(v.service), GroupBy: []store.Field{fStatus}})
+	if err != nil {
+		return err
+	}
+	n := int((v.end.Sub(look) + step - 1) / step)
+	errs, tot := make([]float64, n), make([]float64, n)
+	for _, g := range gs {
+		for i, c := range g.Counts {
+			if i >= n {
+				break
+			}
+			tot[i] += c
+			if g.Labels[0] == "error" {
+				errs[i] += c
+			}
+		}
+	}
+	v.seriesStart, v.seriesStep = look, step
+	v.errSeries = make([]float64, n)
+	for i := range v.errSeries {
+		v.errSeries[i] = math.NaN()
+		if tot[i] > 0 {
+			v.errSeries[i] = errs[i] / tot[i]
+		}
+	}
+	on := onsetIndex(errs, tot, int(v.start.Sub(look)/step))
+	if on < 0 {
+		return nil
+	}
+	v.onset = look.Add(time.Duration(on) * step)
+	if on > 0 && v.onset.Before(v.start) {
+		v.bend = v.onset.Add(-step)
+		v.bstart = v.bend.Add(-l)
+		if v.bstart.Before(look) {
+			v.bstart = look
+		}
+	}
+	return nil
+}
+
+// onsetIndex finds the bucket where errors began, given error and total
+// counts per bucket and the first bucket of the window: from the window's
+// peak (over three buckets, so that one busy bucket is not a peak) it
+// walks back while the rate stays above a third of the way from the quiet
+// level to the peak, tolerating two quiet buckets. It returns -1 when the
+// window holds no clear rise above the quiet level.
+func onsetIndex(errs, tot []float64, win int) int {
+	n := len(errs)
+	if win < 0 {
+		win = 0
+	}
+	if win >= n {
+		return -1
+	}
+	sm := make([]float64, n)
+	var quiet []float64
+	for i := range sm {
+		var e, t float64
+		for j := max(i-1, 0); j <= min(i+1, n-1); j++ {
+			e += errs[j]
+			t += tot[j]
+		}
+		sm[i] = math.NaN()
+		if t > 0 {
+			sm[i] = e / t
+			quiet = append(quiet, sm[i])
+		}
+	}
+	if len(quiet) == 0 {
+		return -1
+	}
+	sort.Float64s(quiet)
+	low := quiet[len(quiet)/4]
+	peak, high, winErr := -1, 0.0, 0.0
+	for i := win; i < n; i++ {
+		winErr += errs[i]
+		if !math.IsNaN(sm[i]) && sm[i] > high {
+			peak, high = i, sm[i]
+		}
+	}
+	var peakErr float64
+	if peak >= 0 {
+		for j := max(peak-1, 0); j <= min(peak+1, n-1); j++ {
+			peakErr += errs[j]
+		}
+	}
+	if peak < 0 || winErr < 5 || peakErr < 3 || high < 2*low+0.002 {
+		return -1
+	}
+	thr := low + (high-low)/3
+	on, gap := peak, 0
+	for i := peak; i >= 0; i-- {
+		if math.IsNaN(sm[i]) {
+			continue
+		}
+		if sm[i] >= thr {
+			on, gap = i, 0
+		} else if gap++; gap > 2 {
+			break
+		}
+	}
+	// The smoothing spreads the rise one bucket early; the first bucket
+	// with errors above the threshold itself is the onset.
+	for on < peak && (tot[on] == 0 || errs[on]/tot[on] < thr) {
+		on++
+	}
+	return on
 }
 
 var (

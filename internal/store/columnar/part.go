@@ -1,7 +1,9 @@
 package columnar
 
 import (
+	"cmp"
 	"encoding/binary"
+	"slices"
 	"sort"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -316,6 +318,7 @@ func (q *part) appendRows(src *part, rows []uint32) {
 		from, to := &src.cols[ci], &q.cols[ci]
 		switch k {
 		case kI64:
+			to.i64 = slices.Grow(to.i64, len(rows))
 			for _, r := range rows {
 				to.i64 = append(to.i64, from.i64[r])
 			}
@@ -341,6 +344,7 @@ func (q *part) appendRows(src *part, rows []uint32) {
 			if k == kID8 {
 				w = 8
 			}
+			to.ids = slices.Grow(to.ids, len(rows)*w)
 			for _, r := range rows {
 				to.ids = append(to.ids, from.ids[int(r)*w:int(r)*w+w]...)
 			}
@@ -365,46 +369,33 @@ func (q *part) appendRows(src *part, rows []uint32) {
 		}
 		q.res = append(q.res, uint32(resIDs[old]-1))
 	}
-	// Attributes: map each old row to its new row, then rebuild each
-	// sparse column in ascending new-row order.
-	newRow := make([]int64, src.n)
-	for i := range newRow {
-		newRow[i] = -1
-	}
-	for i, r := range rows {
-		newRow[r] = int64(base) + int64(i)
-	}
-	type pair struct{ row, val uint32 }
-	var pairs []pair
+	// Attributes: expand each sparse column to one value per old row,
+	// then walk the rows in their new order, so the new column comes out
+	// in ascending row order without sorting.
+	dense := make([]uint32, src.n)
 	for k, sp := range src.attrs {
-		pairs = pairs[:0]
-		sorted := true
 		for i, r := range sp.rows {
-			if nr := newRow[r]; nr >= 0 {
-				if len(pairs) > 0 && uint32(nr) < pairs[len(pairs)-1].row {
-					sorted = false
-				}
-				pairs = append(pairs, pair{uint32(nr), sp.vals[i]})
-			}
-		}
-		if len(pairs) == 0 {
-			continue
-		}
-		if !sorted {
-			sort.Slice(pairs, func(a, b int) bool { return pairs[a].row < pairs[b].row })
+			dense[r] = sp.vals[i]
 		}
 		ns := q.attrs[k]
-		if ns == nil {
-			ns = &sparse{dict: newDict()}
-			q.attrs[k] = ns
-		}
-		ids := make([]uint32, len(sp.dict.vals))
-		for _, pr := range pairs {
-			if ids[pr.val] == 0 {
-				ids[pr.val] = ns.dict.id(sp.dict.vals[pr.val])
+		ids := make([]uint32, len(sp.dict.vals)) // old id -> new id, 0 until used
+		for i, r := range rows {
+			v := dense[r]
+			if v == 0 {
+				continue
 			}
-			ns.rows = append(ns.rows, pr.row)
-			ns.vals = append(ns.vals, ids[pr.val])
+			if ns == nil {
+				ns = &sparse{dict: newDict()}
+				q.attrs[k] = ns
+			}
+			if ids[v] == 0 {
+				ids[v] = ns.dict.id(sp.dict.vals[v])
+			}
+			ns.rows = append(ns.rows, base+uint32(i))
+			ns.vals = append(ns.vals, ids[v])
+		}
+		for _, r := range sp.rows {
+			dense[r] = 0
 		}
 	}
 	tc := src.cols[q.sch.time].i64
@@ -418,23 +409,32 @@ func (q *part) appendRows(src *part, rows []uint32) {
 // schema has one), then time. Sorting by trace id makes trace lookups a
 // binary search and lets ids and times of one trace compress together.
 func (p *part) sortedRows() []uint32 {
-	rows := make([]uint32, p.n)
-	for i := range rows {
-		rows[i] = uint32(i)
+	type key struct {
+		hi, lo uint64
+		t      int64
+		row    uint32
 	}
 	tc := p.cols[p.sch.time].i64
-	if p.sch.trace >= 0 {
-		ids := p.cols[p.sch.trace].ids
-		sort.Slice(rows, func(a, b int) bool {
-			ra, rb := int(rows[a]), int(rows[b])
-			ia, ib := string(ids[ra*16:ra*16+16]), string(ids[rb*16:rb*16+16])
-			if ia != ib {
-				return ia < ib
-			}
-			return tc[ra] < tc[rb]
-		})
-	} else {
-		sort.Slice(rows, func(a, b int) bool { return tc[rows[a]] < tc[rows[b]] })
+	keys := make([]key, p.n)
+	for i := range keys {
+		keys[i] = key{t: tc[i], row: uint32(i)}
+		if p.sch.trace >= 0 {
+			id := p.cols[p.sch.trace].ids[i*16:]
+			keys[i].hi, keys[i].lo = binary.BigEndian.Uint64(id), binary.BigEndian.Uint64(id[8:])
+		}
+	}
+	slices.SortFunc(keys, func(a, b key) int {
+		if c := cmp.Compare(a.hi, b.hi); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.lo, b.lo); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.t, b.t)
+	})
+	rows := make([]uint32, p.n)
+	for i, k := range keys {
+		rows[i] = k.row
 	}
 	return rows
 }
