@@ -6,8 +6,11 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
 
 	"github.com/trenchcoat/trenchcoat/internal/store"
 )
@@ -28,7 +31,17 @@ func (v *inv) timeoutSignature(ctx context.Context) error {
 		service, name string
 		durs          []int64
 	}
+	type spanKey struct {
+		trace pcommon.TraceID
+		span  pcommon.SpanID
+	}
+	type spanInfo struct {
+		op     string
+		parent pcommon.SpanID
+		dur    int64
+	}
 	ops := map[string]*op{}
+	spans := map[spanKey]spanInfo{}
 	for row, err := range v.d.cfg.Traces.FindSpans(ctx, store.SpanQuery{Start: v.start, End: v.end, Filter: condError(), Limit: v.d.cfg.MaxRows}) {
 		if err != nil {
 			return err
@@ -38,6 +51,7 @@ func (v *inv) timeoutSignature(ctx context.Context) error {
 			ops[k] = &op{service: row.Service, name: row.Name}
 		}
 		ops[k].durs = append(ops[k].durs, row.Duration)
+		spans[spanKey{row.TraceID, row.SpanID}] = spanInfo{op: k, parent: row.ParentSpanID, dur: row.Duration}
 	}
 	keys := make([]string, 0, len(ops))
 	for k := range ops {
@@ -45,12 +59,14 @@ func (v *inv) timeoutSignature(ctx context.Context) error {
 	}
 	sort.Strings(keys)
 	type hit struct {
+		key   string
 		o     *op
 		d     int64
 		n     int
 		share float64
 	}
-	var hits []hit
+	var hits []*hit
+	byKey := map[string]*hit{}
 	for _, k := range keys {
 		o := ops[k]
 		if len(o.durs) < 10 {
@@ -74,11 +90,69 @@ func (v *inv) timeoutSignature(ctx context.Context) error {
 		if bestN < 10 || share < 0.3 || bestD < int64(500*time.Millisecond) {
 			continue
 		}
-		hits = append(hits, hit{o, bestD, bestN, share})
+		h := &hit{k, o, bestD, bestN, share}
+		hits = append(hits, h)
+		byKey[k] = h
 	}
-	sort.Slice(hits, func(i, j int) bool { return hits[i].n > hits[j].n })
-	for i, h := range hits {
-		if i == 3 {
+	inBand := func(h *hit, d int64) bool { return d >= h.d && float64(d) <= float64(h.d)*1.01 }
+	// A timeout repeats at every level above the span that gave up: its
+	// callers fail when it does, a few milliseconds later. Walk up from
+	// each band span; an operation whose band spans are mostly ancestors
+	// of another operation's band spans only passes the timeout on.
+	covered := map[string]int{}
+	echoOf := map[string]map[string]bool{}
+	seen := map[spanKey]bool{}
+	for k, si := range spans {
+		h := byKey[si.op]
+		if h == nil || !inBand(h, si.dur) {
+			continue
+		}
+		p := spanKey{k.trace, si.parent}
+		for depth := 0; depth < 12; depth++ {
+			pi, ok := spans[p]
+			if !ok {
+				break
+			}
+			if ph := byKey[pi.op]; ph != nil && pi.op != si.op && inBand(ph, pi.dur) && !seen[p] {
+				seen[p] = true
+				covered[pi.op]++
+				if echoOf[pi.op] == nil {
+					echoOf[pi.op] = map[string]bool{}
+				}
+				echoOf[pi.op][si.op] = true
+			}
+			p = spanKey{k.trace, pi.parent}
+		}
+	}
+	var deepest []*hit
+	echoes := map[string][]string{} // deepest op -> operations that pass it on
+	for _, h := range hits {
+		if float64(covered[h.key]) >= 0.5*float64(h.n) {
+			continue
+		}
+		deepest = append(deepest, h)
+	}
+	for _, h := range hits {
+		if float64(covered[h.key]) < 0.5*float64(h.n) {
+			continue
+		}
+		// Attribute the echo to the deepest operation it covers.
+		var below []string
+		for k := range echoOf[h.key] {
+			below = append(below, k)
+		}
+		sort.Strings(below)
+		for _, d := range deepest {
+			if slices.Contains(below, d.key) || len(below) > 0 && isEchoChain(below, d.key, echoOf) {
+				echoes[d.key] = append(echoes[d.key], h.o.service+" "+strconv.Quote(h.o.name))
+				break
+			}
+		}
+	}
+	sort.SliceStable(deepest, func(i, j int) bool { return deepest[i].n > deepest[j].n })
+	added := 0
+	for _, h := range deepest {
+		if added == 3 {
 			break
 		}
 		// Compare with the baseline: a timeout that always fires this
@@ -97,23 +171,55 @@ func (v *inv) timeoutSignature(ctx context.Context) error {
 		if float64(h.n) < 3*base+5 {
 			continue
 		}
+		added++
 		d := roundDur(time.Duration(h.d))
 		q := fmt.Sprintf("{ %s && name = %q && status = error && duration >= %s }", traceQLService(h.o.service), h.o.name, time.Duration(h.d).Truncate(time.Millisecond))
+		summary := fmt.Sprintf("%s of the error spans of %s %q last %s (within 1%%), against %.0f in the baseline: something gives up after %s.", pct(h.share), h.o.service, h.o.name, d, base, d)
+		ev := []Evidence{
+			{Kind: "number", Label: "spans at the duration", Value: fmt.Sprint(h.n)},
+			{Kind: "number", Label: "duration", Value: d.String()},
+			{Kind: "query", Label: "spans", Query: q},
+		}
+		facts := map[string]string{"kind": "timeout", "duration": d.String(), "count": fmt.Sprint(h.n), "service": h.o.service, "operation": h.o.name}
+		if e := echoes[h.key]; len(e) > 0 {
+			sort.Strings(e)
+			summary += fmt.Sprintf(" It is the deepest span that times out; its callers %s end with it.", strings.Join(e, ", "))
+			ev = append(ev, Evidence{Kind: "number", Label: "callers that pass the timeout on", Value: strings.Join(e, ", ")})
+			facts["callers"] = strings.Join(e, ",")
+		}
 		v.add(Finding{
-			Check:   CheckDurations,
-			Title:   fmt.Sprintf("%d error spans of %s %q end at %s: a timeout", h.n, h.o.service, h.o.name, d),
-			Summary: fmt.Sprintf("%s of the error spans of %s %q last %s (within 1%%), against %.0f in the baseline: something gives up after %s.", pct(h.share), h.o.service, h.o.name, d, base, d),
-			Score:   clamp01(0.4 + 0.4*h.share),
-			Evidence: []Evidence{
-				{Kind: "number", Label: "spans at the duration", Value: fmt.Sprint(h.n)},
-				{Kind: "number", Label: "duration", Value: d.String()},
-				{Kind: "query", Label: "spans", Query: q},
-			},
-			Link:  v.tracesLink(q),
-			Facts: map[string]string{"kind": "timeout", "duration": d.String(), "count": fmt.Sprint(h.n), "service": h.o.service, "operation": h.o.name},
+			Check:    CheckDurations,
+			Title:    fmt.Sprintf("%d error spans of %s %q end at %s: a timeout", h.n, h.o.service, h.o.name, d),
+			Summary:  summary,
+			Score:    clamp01(0.4 + 0.4*h.share),
+			Evidence: ev,
+			Link:     v.tracesLink(q),
+			Facts:    facts,
 		})
 	}
 	return nil
+}
+
+// isEchoChain reports whether one of the operations in below passes on,
+// directly or through others, the timeout of target.
+func isEchoChain(below []string, target string, echoOf map[string]map[string]bool) bool {
+	seen := map[string]bool{}
+	stack := append([]string(nil), below...)
+	for len(stack) > 0 {
+		k := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if k == target {
+			return true
+		}
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		for b := range echoOf[k] {
+			stack = append(stack, b)
+		}
+	}
+	return false
 }
 
 // roundDur rounds to a human value: 30.004s -> 30s, 1.503s -> 1.5s.

@@ -224,76 +224,155 @@ func severityFromLine(s string) string {
 func isLetter(b byte) bool { return b >= 'A' && b <= 'Z' || b >= 'a' && b <= 'z' }
 
 // checkMetrics finds series whose labels name an implicated resource and
-// reports those whose level changed between baseline and window, and
-// those flat at their maximum (saturation).
+// reports those whose level changed at the error onset (before it against
+// after it; without a known onset, baseline against window), ranked by the
+// change, the correlation with the service's error rate and whether the
+// series' own change point lines up with the onset; and those flat at
+// their maximum (saturation). Series generated from spans (traces_*) only
+// restate what the span checks saw, so they rank below the resources' own.
 func (v *inv) checkMetrics(ctx context.Context) error {
 	m := v.d.cfg.Metrics
 	if m == nil {
 		return nil
 	}
-	span := v.end.Sub(v.bstart)
-	step := max(span/120, 15*time.Second)
-	type hit struct {
-		sel        string
-		id         string
-		mb, mw, mx float64
-		change     float64
-		saturated  bool
+	from, split := v.bstart, v.start
+	if !v.onset.IsZero() {
+		split = v.onset
+		if s := v.onset.Add(-v.end.Sub(v.start)); s.Before(from) {
+			from = s
+		}
 	}
-	var hits []hit
+	step := max(v.end.Sub(from)/120, 15*time.Second)
+	errRate, err := v.errorRate(ctx, from, v.end, step)
+	if err != nil {
+		return err
+	}
+	type cand struct {
+		ls      map[string]string
+		sel, id string
+		exact   bool
+		derived bool
+	}
+	var cands []cand
 	seen := map[string]bool{}
 	for _, id := range v.identifiers() {
-		lsets, err := m.FindSeries(ctx, id, v.bstart, v.end, 50)
+		lsets, err := m.FindSeries(ctx, id, from, v.end, 200)
 		if err != nil {
 			return err
 		}
 		for _, ls := range lsets {
+			name := ls["__name__"]
+			if _, ok := ls["le"]; ok || strings.HasSuffix(name, "_bucket") {
+				continue // one histogram bucket says less than its _sum and _count
+			}
 			sel := selector(ls)
 			if seen[sel] {
 				continue
 			}
 			seen[sel] = true
-			res, err := m.QueryRange(ctx, sel, v.bstart, v.end, step)
-			if err != nil {
-				return err
-			}
-			for _, s := range res {
-				var b, w []float64
-				for _, p := range s.Points {
-					if math.IsNaN(p.V) {
-						continue
-					}
-					if p.T.Before(v.start) {
-						b = append(b, p.V)
-					} else {
-						w = append(w, p.V)
-					}
-				}
-				if len(b) < 3 || len(w) < 3 {
-					continue
-				}
-				mb, mw := mean(b), mean(w)
-				mx, bmx := maxf(w), maxf(b)
-				change := (mw - mb) / math.Max(math.Abs(mb), 1e-9)
-				if math.Abs(mb) < 1e-9 && math.Abs(mw) < 1e-9 {
-					continue
-				}
-				atMax := 0
-				for _, x := range w {
-					if x >= 0.97*mx {
-						atMax++
-					}
-				}
-				sat := mx > 0 && mx > 1.5*bmx && float64(atMax) >= 0.3*float64(len(w))
-				if math.Abs(change) >= 0.5 || sat {
-					hits = append(hits, hit{sel, id, mb, mw, mx, change, sat})
+			c := cand{ls: ls, sel: sel, id: id, derived: strings.HasPrefix(name, "traces_")}
+			for k, val := range ls {
+				if k != "__name__" && val == id {
+					c.exact = true
 				}
 			}
+			cands = append(cands, c)
+		}
+	}
+	// The resource's own series first: they are what spans cannot show.
+	sort.SliceStable(cands, func(i, j int) bool {
+		a, b := cands[i], cands[j]
+		if a.derived != b.derived {
+			return !a.derived
+		}
+		if a.exact != b.exact {
+			return a.exact
+		}
+		return a.sel < b.sel
+	})
+	if len(cands) > 60 {
+		cands = cands[:60]
+	}
+	type hit struct {
+		cand
+		mb, mw, mx float64
+		change     float64
+		corr       float64
+		aligned    bool
+		saturated  bool
+		score      float64
+	}
+	var hits []hit
+	for _, c := range cands {
+		res, err := m.QueryRange(ctx, c.sel, from, v.end, step)
+		if err != nil {
+			return err
+		}
+		for _, s := range res {
+			var b, w, xs, es []float64
+			var ts []time.Time
+			for _, p := range s.Points {
+				if math.IsNaN(p.V) || math.IsInf(p.V, 0) {
+					continue
+				}
+				if p.T.Before(split) {
+					b = append(b, p.V)
+				} else {
+					w = append(w, p.V)
+				}
+				if i := int(p.T.Sub(from) / step); i >= 0 && i < len(errRate) && !math.IsNaN(errRate[i]) {
+					xs = append(xs, p.V)
+					es = append(es, errRate[i])
+				}
+				ts = append(ts, p.T)
+			}
+			if len(b) < 3 || len(w) < 3 {
+				continue
+			}
+			mb, mw := mean(b), mean(w)
+			if math.Abs(mb) < 1e-9 && math.Abs(mw) < 1e-9 {
+				continue
+			}
+			mx, bmx := maxf(w), maxf(b)
+			change := (mw - mb) / math.Max(math.Abs(mb), 1e-9)
+			atMax := 0
+			for _, x := range w {
+				if x >= 0.97*mx {
+					atMax++
+				}
+			}
+			sat := mx > 0 && mx > 1.5*bmx && float64(atMax) >= 0.3*float64(len(w))
+			if math.Abs(change) < 0.5 && !sat {
+				continue
+			}
+			corr := pearson(xs, es)
+			aligned := false
+			if !v.onset.IsZero() {
+				vals := append(append([]float64(nil), b...), w...)
+				if k := changePoint(vals); k > 0 && k < len(ts) {
+					aligned = absDur(ts[k].Sub(v.onset)) <= max(3*step, v.end.Sub(from)/20)
+				}
+			}
+			// A level that moves with the errors is evidence; one that
+			// changed at another time, or against the errors, is not.
+			if !math.IsNaN(corr) && corr*sign(change) < 0.3 && !aligned {
+				continue
+			}
+			h := hit{cand: c, mb: mb, mw: mw, mx: mx, change: change, corr: corr, aligned: aligned, saturated: sat}
+			cs := 0.0
+			if !math.IsNaN(corr) {
+				cs = math.Abs(corr)
+			}
+			h.score = 0.25 + 0.2*math.Min(1, math.Abs(change)/3) + 0.2*cs + boolScore(aligned, 0.1) + boolScore(sat, 0.1) + boolScore(c.exact, 0.05)
+			if c.derived {
+				h.score *= 0.6
+			}
+			hits = append(hits, h)
 		}
 	}
 	sort.Slice(hits, func(i, j int) bool {
-		if math.Abs(hits[i].change) != math.Abs(hits[j].change) {
-			return math.Abs(hits[i].change) > math.Abs(hits[j].change)
+		if hits[i].score != hits[j].score {
+			return hits[i].score > hits[j].score
 		}
 		return hits[i].sel < hits[j].sel
 	})
@@ -305,28 +384,137 @@ func (v *inv) checkMetrics(ctx context.Context) error {
 		if h.change < 0 {
 			dir = "fell"
 		}
+		when, before, after := "the error onset", "before it", "after it"
+		if v.onset.IsZero() {
+			when, before, after = "", "in the baseline", "in the window"
+		}
 		title := fmt.Sprintf("%s %s from %s to %s", h.sel, dir, num(h.mb), num(h.mw))
-		sum := fmt.Sprintf("The mean of %s %s from %s in the baseline to %s in the window (peak %s).", h.sel, dir, num(h.mb), num(h.mw), num(h.mx))
+		if when != "" {
+			title += " at " + when
+		}
+		sum := fmt.Sprintf("The mean of %s %s from %s %s to %s %s (peak %s).", h.sel, dir, num(h.mb), before, num(h.mw), after, num(h.mx))
+		if !math.IsNaN(h.corr) {
+			sum += fmt.Sprintf(" Its correlation with %s's error rate is %.2f.", v.service, h.corr)
+		}
+		if h.aligned {
+			sum += " Its own change point lines up with the error onset."
+		}
 		if h.saturated {
 			title += fmt.Sprintf(", flat at its peak %s", num(h.mx))
 			sum += " It stays at its peak for much of the window: a limit was reached (saturation)."
 		}
+		ev := []Evidence{
+			{Kind: "number", Label: "mean before", Value: num(h.mb)},
+			{Kind: "number", Label: "mean after", Value: num(h.mw)},
+			{Kind: "number", Label: "peak", Value: num(h.mx)},
+			{Kind: "query", Label: "series", Query: h.sel},
+		}
+		if !math.IsNaN(h.corr) {
+			ev = append(ev, Evidence{Kind: "number", Label: "correlation with the error rate", Value: fmt.Sprintf("%.2f", h.corr)})
+		}
 		v.add(Finding{
-			Check:   CheckMetrics,
-			Title:   title,
-			Summary: sum,
-			Score:   clamp01(0.3 + 0.3*math.Min(1, math.Abs(h.change)/3) + boolScore(h.saturated, 0.1)),
-			Evidence: []Evidence{
-				{Kind: "number", Label: "baseline mean", Value: num(h.mb)},
-				{Kind: "number", Label: "window mean", Value: num(h.mw)},
-				{Kind: "number", Label: "window peak", Value: num(h.mx)},
-				{Kind: "query", Label: "series", Query: h.sel},
-			},
-			Link:  "/explore?" + "q=" + urlQuery(h.sel) + "&start=" + unix(v.start) + "&end=" + unix(v.end),
-			Facts: map[string]string{"resource": h.id, "series": h.sel, "saturated": fmt.Sprint(h.saturated), "peak": num(h.mx)},
+			Check:    CheckMetrics,
+			Title:    title,
+			Summary:  sum,
+			Score:    clamp01(h.score),
+			Evidence: ev,
+			Link:     "/explore?" + "q=" + urlQuery(h.sel) + "&start=" + unix(from) + "&end=" + unix(v.end),
+			Facts: map[string]string{"resource": h.id, "series": h.sel, "metric": h.ls["__name__"], "saturated": fmt.Sprint(h.saturated),
+				"peak": num(h.mx), "derived": fmt.Sprint(h.derived), "aligned": fmt.Sprint(h.aligned)},
 		})
 	}
 	return nil
+}
+
+// errorRate is the implicated service's error rate per step over
+// [from, end); NaN where it had no spans.
+func (v *inv) errorRate(ctx context.Context, from, end time.Time, step time.Duration) ([]float64, error) {
+	n := int((end.Sub(from) + step - 1) / step)
+	out := make([]float64, n)
+	for i := range out {
+		out[i] = math.NaN()
+	}
+	if v.service == "" || n <= 0 {
+		return out, nil
+	}
+	gs, err := v.d.cfg.Traces.AggregateSpans(ctx, store.Aggregate{Start: from, End: end, Step: step, Filter: condService(v.service), GroupBy: []store.Field{fStatus}})
+	if err != nil {
+		return nil, err
+	}
+	errs, tot := make([]float64, n), make([]float64, n)
+	for _, g := range gs {
+		for i, c := range g.Counts {
+			if i >= n {
+				break
+			}
+			tot[i] += c
+			if g.Labels[0] == "error" {
+				errs[i] += c
+			}
+		}
+	}
+	for i := range out {
+		if tot[i] > 0 {
+			out[i] = errs[i] / tot[i]
+		}
+	}
+	return out, nil
+}
+
+// pearson is the correlation of xs and ys; NaN when either is constant or
+// there are fewer than 5 pairs.
+func pearson(xs, ys []float64) float64 {
+	n := len(xs)
+	if n < 5 || len(ys) != n {
+		return math.NaN()
+	}
+	mx, my := mean(xs), mean(ys)
+	var sxy, sxx, syy float64
+	for i := range xs {
+		dx, dy := xs[i]-mx, ys[i]-my
+		sxy += dx * dy
+		sxx += dx * dx
+		syy += dy * dy
+	}
+	if sxx == 0 || syy == 0 {
+		return math.NaN()
+	}
+	return sxy / math.Sqrt(sxx*syy)
+}
+
+// changePoint is the index k that best splits xs into two levels (the
+// split that explains the most variance: largest n1*n2*(mean2-mean1)^2);
+// -1 for fewer than 4 points.
+func changePoint(xs []float64) int {
+	n := len(xs)
+	if n < 4 {
+		return -1
+	}
+	total := sum(xs)
+	best, bestK, left := -1.0, -1, 0.0
+	for k := 1; k < n; k++ {
+		left += xs[k-1]
+		n1, n2 := float64(k), float64(n-k)
+		d := (total-left)/n2 - left/n1
+		if s := n1 * n2 * d * d; s > best {
+			best, bestK = s, k
+		}
+	}
+	return bestK
+}
+
+func sign(x float64) float64 {
+	if x < 0 {
+		return -1
+	}
+	return 1
+}
+
+func absDur(d time.Duration) time.Duration {
+	if d < 0 {
+		return -d
+	}
+	return d
 }
 
 func selector(ls map[string]string) string {

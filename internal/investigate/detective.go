@@ -131,9 +131,6 @@ type inv struct {
 	start, end       time.Time // the window
 	bstart, bend     time.Time // the baseline
 	onset            time.Time // when the service's errors began; zero if unknown
-	errSeries        []float64 // the service's error rate per step over [seriesStart, end); NaN without spans
-	seriesStart      time.Time
-	seriesStep       time.Duration
 	service          string    // the implicated service
 	deps             []dependency
 	errWin, totWin   float64 // error and total spans of service in the window
@@ -316,14 +313,6 @@ func (v *inv) settleBaseline(ctx context.Context) error {
 			if g.Labels[0] == "error" {
 				errs[i] += c
 			}
-		}
-	}
-	v.seriesStart, v.seriesStep = look, step
-	v.errSeries = make([]float64, n)
-	for i := range v.errSeries {
-		v.errSeries[i] = math.NaN()
-		if tot[i] > 0 {
-			v.errSeries[i] = errs[i] / tot[i]
 		}
 	}
 	on := onsetIndex(errs, tot, int(v.start.Sub(look)/step))

@@ -20,36 +20,39 @@ type causeClass struct {
 	OnDependency bool
 	Phrase       string // "<resource> <phrase>"
 	Steps        []string
+	// Metric matches the names of series that measure the exhausted
+	// thing; the diagnosis cites such a series first.
+	Metric *regexp.Regexp
 }
 
 var causeClasses = []causeClass{
 	{"connection exhaustion", regexp.MustCompile(`(?i)too many (clients|connections)|connection slots|remaining connection|max_connections|connection pool (is )?(exhausted|full)|timeout exceeded when trying to connect|timeout (while )?acquiring|acquire.{0,20}time(d)? ?out|could not obtain (a )?connection|connection limit`), true,
 		"ran out of connection slots",
-		[]string{"check %s's connection limit (max_connections) against the connections its clients open", "size per-instance connection pools so that instances × pool size stays below the limit, or put a connection proxy (PgBouncer, RDS Proxy) in front", "resize %s or cap the client's scale-out"}},
+		[]string{"check %s's connection limit (max_connections) against the connections its clients open", "size per-instance connection pools so that instances × pool size stays below the limit, or put a connection proxy (PgBouncer, RDS Proxy) in front", "resize %s or cap the client's scale-out"}, regexp.MustCompile(`(?i)connection`)},
 	{"database restart", regexp.MustCompile(`(?i)recovery mode|terminating connection because|server closed the connection unexpectedly|the database system is (shutting down|starting up)`), true,
 		"restarted or crashed",
-		[]string{"read %s's logs around the onset for the crash cause", "check the instance's memory and storage"}},
+		[]string{"read %s's logs around the onset for the crash cause", "check the instance's memory and storage"}, regexp.MustCompile(`(?i)uptime|restart|connection`)},
 	{"throttling", regexp.MustCompile(`(?i)throttl|rate exceeded|too many requests|\b429\b|quota exceeded|slow down`), true,
 		"throttled the requests (rate or concurrency limit reached)",
-		[]string{"check %s's rate and concurrency limits", "add backoff with jitter to the callers", "request a higher quota"}},
+		[]string{"check %s's rate and concurrency limits", "add backoff with jitter to the callers", "request a higher quota"}, regexp.MustCompile(`(?i)throttl|concurren|rate_limit`)},
 	{"out of memory", regexp.MustCompile(`(?i)out of memory|OutOfMemory|OOMKilled|heap space|cannot allocate memory`), false,
 		"ran out of memory",
-		[]string{"check %s's memory limit and usage", "look for a leak or an oversized batch since the onset"}},
+		[]string{"check %s's memory limit and usage", "look for a leak or an oversized batch since the onset"}, regexp.MustCompile(`(?i)mem`)},
 	{"disk full", regexp.MustCompile(`(?i)no space left|disk (is )?full|storage full`), true,
 		"ran out of disk space",
-		[]string{"free or grow %s's storage", "check retention and log volume"}},
+		[]string{"free or grow %s's storage", "check retention and log volume"}, regexp.MustCompile(`(?i)disk|storage|volume|fs_`)},
 	{"dependency unreachable", regexp.MustCompile(`(?i)connection refused|no such host|ECONNREFUSED|network is unreachable|connection reset|host unreachable|name resolution|EHOSTUNREACH`), true,
 		"is unreachable",
-		[]string{"check %s is up and listening", "check DNS, security groups and network paths to it"}},
+		[]string{"check %s is up and listening", "check DNS, security groups and network paths to it"}, regexp.MustCompile(`(?i)up\b|health|unhealthy`)},
 	{"authorization failure", regexp.MustCompile(`(?i)permission denied|unauthori[sz]ed|forbidden|authentication failed|access denied|invalid credentials`), true,
 		"rejects the caller's credentials",
-		[]string{"check credentials and roles used to call %s", "look for a rotated secret or a changed policy"}},
+		[]string{"check credentials and roles used to call %s", "look for a rotated secret or a changed policy"}, regexp.MustCompile(`(?i)auth|denied`)},
 	{"code defect", regexp.MustCompile(`(?i)NullPointer|nil pointer|null reference|panic:|TypeError|is not a function|undefined is not|cannot read propert|segmentation fault|IndexOutOfBounds|index out of range|KeyError|AttributeError|ClassCastException|unhandled exception|NoSuchMethod`), false,
 		"hits a code defect",
-		[]string{"read the stack traces of %s's failing spans", "roll back the change that introduced it"}},
+		[]string{"read the stack traces of %s's failing spans", "roll back the change that introduced it"}, regexp.MustCompile(`(?i)error|exception`)},
 	{"timeout", regexp.MustCompile(`(?i)time(d)? ?out|deadline exceeded`), true,
 		"is too slow to answer (timeouts)",
-		[]string{"check %s's latency and saturation", "check the callers' timeouts and retries"}},
+		[]string{"check %s's latency and saturation", "check the callers' timeouts and retries"}, regexp.MustCompile(`(?i)latency|duration|cpu`)},
 }
 
 func classify(text string) int {
@@ -98,10 +101,6 @@ func (v *inv) diagnose(rep *Report) {
 			if f.Facts["kind"] == "timeout" && (timeoutHit == nil || atoi(f.Facts["count"]) > atoi(timeoutHit.Facts["count"])) {
 				timeoutHit = f
 			}
-		case CheckMetrics:
-			if metricHit == nil {
-				metricHit = f
-			}
 		case CheckChanges:
 			if f.Facts["kind"] == "scale-out" && scaleHit == nil {
 				scaleHit = f
@@ -133,6 +132,7 @@ func (v *inv) diagnose(rep *Report) {
 			best = i
 		}
 	}
+	metricHit = metricFor(rep.Findings, best)
 	impact := v.impact()
 	var para strings.Builder
 	var story []string
@@ -151,10 +151,15 @@ func (v *inv) diagnose(rep *Report) {
 		if topMsg != nil {
 			fmt.Fprintf(&para, " Its error spans say %q (%s spans).", topMsg.Facts["example"], topMsg.Facts["count"])
 		}
+		// Where it runs and fails: resource attributes (zone, host) say
+		// where the new version landed, span attributes which requests
+		// it breaks.
 		var where []string
-		for _, f := range rep.Findings {
-			if f.Check == CheckAttributes && f.Facts["key"] != deployHit.Facts["key"] && len(where) < 3 {
-				where = append(where, f.Facts["scope"]+" = "+f.Facts["value"])
+		for _, scope := range []string{"resource.", "span."} {
+			for _, f := range rep.Findings {
+				if f.Check == CheckAttributes && f.Facts["key"] != deployHit.Facts["key"] && strings.HasPrefix(f.Facts["scope"], scope) && len(where) < 3 {
+					where = append(where, f.Facts["scope"]+" = "+f.Facts["value"])
+				}
 			}
 		}
 		if len(where) > 0 {
@@ -262,6 +267,26 @@ func (v *inv) diagnose(rep *Report) {
 		}
 		sort.SliceStable(rep.Findings, func(i, j int) bool { return rep.Findings[i].Score > rep.Findings[j].Score })
 	}
+}
+
+// metricFor picks the metric finding the diagnosis cites: the strongest
+// of the resource's own series that measures what the cause class
+// exhausts (connections for connection exhaustion), else the strongest.
+func metricFor(fs []Finding, class int) *Finding {
+	var first *Finding
+	for i := range fs {
+		f := &fs[i]
+		if f.Check != CheckMetrics {
+			continue
+		}
+		if first == nil {
+			first = f
+		}
+		if class >= 0 && causeClasses[class].Metric != nil && f.Facts["derived"] != "true" && causeClasses[class].Metric.MatchString(f.Facts["metric"]) {
+			return f
+		}
+	}
+	return first
 }
 
 // depFor is the dependency of the root-cause spans whose messages match

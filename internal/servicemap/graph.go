@@ -98,10 +98,18 @@ func (m *Map) Graph(ctx context.Context, rng Range) (*Graph, error) {
 
 	out := &Graph{Nodes: []Node{}, Edges: []Edge{}}
 	type in struct{ total, failed float64 }
+	// A node is a service when it has span metrics of its own; otherwise
+	// a database when reached by a database call, else virtual (an
+	// uninstrumented peer, or "user"). The edge's connection_type alone
+	// cannot tell: root spans' edges from "user" are virtual_node edges
+	// to instrumented services.
 	nodeType := map[string]string{}
 	incoming := map[string]*in{}
 	see := func(n, t string) {
-		if cur, ok := nodeType[n]; !ok || cur == NodeService {
+		if _, isSvc := svcs[n]; isSvc {
+			t = NodeService
+		}
+		if cur, ok := nodeType[n]; !ok || cur == NodeVirtual {
 			nodeType[n] = t
 		}
 	}
@@ -110,14 +118,11 @@ func (m *Map) Graph(ctx context.Context, rng Range) (*Graph, error) {
 			continue
 		}
 		client, server, conn := k[0], k[1], k[2]
-		see(client, NodeService)
-		switch conn {
-		case servicegraph.ConnDatabase:
+		see(client, NodeVirtual)
+		if conn == servicegraph.ConnDatabase {
 			see(server, NodeDatabase)
-		case servicegraph.ConnVirtual:
+		} else {
 			see(server, NodeVirtual)
-		default:
-			see(server, NodeService)
 		}
 		if incoming[server] == nil {
 			incoming[server] = &in{}
@@ -134,11 +139,6 @@ func (m *Map) Graph(ctx context.Context, rng Range) (*Graph, error) {
 		}
 		out.Edges = append(out.Edges, Edge{Source: client, Target: server, ConnectionType: conn,
 			Rate: Num(e.total / w.Seconds()), ErrorRatio: ratio(e.failed, e.total), P95: p95})
-	}
-	if nodeType[servicegraph.UserNode] == NodeService {
-		if _, instrumented := svcs[servicegraph.UserNode]; !instrumented {
-			nodeType[servicegraph.UserNode] = NodeVirtual
-		}
 	}
 	// Services seen only in span metrics (no edges) are nodes too.
 	for _, g := range svcs {

@@ -32,6 +32,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"os"
 )
 
 //go:embed templates/*.html
@@ -46,6 +47,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Version is shown in the footer.
 	Version string
+	// DevDir, when set, serves static/ from this directory on disk
+	// (internal/ui of a checkout) instead of the embedded copy, so that
+	// script changes show on reload while developing. Leave empty.
+	DevDir string
 }
 
 // page is one server-rendered page: the template file that defines its
@@ -109,7 +114,11 @@ func New(cfg Config) (http.Handler, error) {
 		}
 		h.tmpls[key] = t
 	}
-	static, err := fs.Sub(staticFS, "static")
+	var static fs.FS = staticFS
+	if cfg.DevDir != "" {
+		static = os.DirFS(cfg.DevDir)
+	}
+	static, err = fs.Sub(static, "static")
 	if err != nil {
 		return nil, fmt.Errorf("BUG: ui static: %w", err)
 	}

@@ -398,3 +398,49 @@ func TestSpanAndLogBlocksDoNotShareCacheEntries(t *testing.T) {
 		t.Fatalf("logs grouped by service after a span query: %+v %v", gs, err)
 	}
 }
+
+// More than four group-by fields go through a composite key.
+func TestAggregateManyGroupByFields(t *testing.T) {
+	s, err := Open(Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	td := genTraces(7, 200)
+	if err := s.WriteTraces(context.Background(), td); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]float64{}
+	for _, r := range rawSpans(td) {
+		st := "unset"
+		if r.err {
+			st = "error"
+		}
+		want[fmt.Sprint(r.svc, "|", r.zone, "|", r.name, "|", st, "|", r.code)]++
+	}
+	for _, flush := range []bool{false, true} {
+		if flush {
+			s.Flush()
+		}
+		gs, err := s.AggregateSpans(context.Background(), store.Aggregate{Start: base, End: base.Add(2 * time.Hour), GroupBy: []store.Field{
+			{Scope: store.ScopeIntrinsic, Name: store.IntrinsicService},
+			{Scope: store.ScopeResource, Name: "cloud.availability_zone"},
+			{Scope: store.ScopeIntrinsic, Name: store.IntrinsicName},
+			{Scope: store.ScopeIntrinsic, Name: store.IntrinsicStatus},
+			{Scope: store.ScopeSpan, Name: "http.status_code"},
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]float64{}
+		for _, g := range gs {
+			if len(g.Labels) != 5 {
+				t.Fatalf("labels %q", g.Labels)
+			}
+			got[fmt.Sprint(g.Labels[0], "|", g.Labels[1], "|", g.Labels[2], "|", g.Labels[3], "|", g.Labels[4])] += g.Counts[0]
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("flush=%v:\n got %v\nwant %v", flush, got, want)
+		}
+	}
+}

@@ -409,8 +409,17 @@ func (p *part) evalIntrinsic(name string, m *matcher, b bitset) error {
 	}
 	switch name {
 	case store.IntrinsicSeverity:
-		for row := 0; row < p.n; row++ {
-			if m.str(p.severityName(row)) {
+		text, nums := p.cols[lcSevText], p.cols[lcSevNum].u8
+		okText := make([]bool, len(text.dict.vals))
+		for i, v := range text.dict.vals[1:] {
+			okText[i+1] = m.str(strings.ToLower(v))
+		}
+		var okNum [256]bool
+		for n := range okNum {
+			okNum[n] = m.str(severityFromNumber(uint8(n)))
+		}
+		for row, id := range text.u32[:p.n] {
+			if (id != 0 && okText[id]) || (id == 0 && okNum[nums[row]]) {
 				b.set(row)
 			}
 		}

@@ -3,7 +3,6 @@ package columnar
 import (
 	"encoding/binary"
 	"fmt"
-	"strings"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
@@ -140,15 +139,8 @@ func (p *part) logBody(row int) string {
 	return valueString(string(p.cols[lcBody].blobAt(row)))
 }
 
-// severityName is the lower-case severity of a row: its text, or the
-// name derived from its number when the text is empty.
-func (p *part) severityName(row int) string {
-	if id := p.cols[lcSevText].u32[row]; id != 0 {
-		return strings.ToLower(p.cols[lcSevText].dict.vals[id])
-	}
-	return severityFromNumber(p.cols[lcSevNum].u8[row])
-}
-
+// severityFromNumber names a severity number as OTLP ranges them, for
+// records without severity text.
 func severityFromNumber(n uint8) string {
 	switch {
 	case n == 0:

@@ -2,6 +2,7 @@ package columnar
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"iter"
 	"math/bits"
@@ -227,15 +228,55 @@ func (t *table) groupCol(p *part, f store.Field) (*groupCol, error) {
 			return g, nil
 		}
 	} else if f.Name == store.IntrinsicSeverity {
-		for row := 0; row < p.n; row++ {
-			if s := p.severityName(row); s != "" {
-				g.perRow[row] = local.id(s)
+		// Resolve each severity text and number once, not once per row.
+		text := p.cols[lcSevText]
+		byText := make([]uint32, len(text.dict.vals))
+		for i, v := range text.dict.vals[1:] {
+			byText[i+1] = local.id(strings.ToLower(v))
+		}
+		var byNum [256]uint32
+		for n := 1; n < 256; n++ {
+			byNum[n] = local.id(severityFromNumber(uint8(n)))
+		}
+		nums := p.cols[lcSevNum].u8
+		for row, id := range text.u32[:p.n] {
+			if id != 0 {
+				g.perRow[row] = byText[id]
+			} else if n := nums[row]; n != 0 {
+				g.perRow[row] = byNum[n]
 			}
 		}
 		g.names = local.vals
 		return g, nil
 	}
 	return nil, fmt.Errorf("%w: cannot group by %s", store.ErrUnsupported, f)
+}
+
+// composite combines several group columns into one whose names are the
+// members' names joined with \x00.
+func composite(p *part, gcs []*groupCol) *groupCol {
+	c := &groupCol{perRow: make([]uint32, p.n)}
+	tuples := newDict()
+	names := newDict()
+	key := make([]byte, 4*len(gcs))
+	parts := make([]string, len(gcs))
+	for row := 0; row < p.n; row++ {
+		for i, g := range gcs {
+			binary.LittleEndian.PutUint32(key[4*i:], g.at(p, row))
+		}
+		before := tuples.len()
+		id := tuples.idBytes(key)
+		if tuples.len() > before {
+			for i, g := range gcs {
+				parts[i] = g.names[g.at(p, row)]
+			}
+			// Tuple ids and name ids advance together: one name per tuple.
+			names.vals = append(names.vals, strings.Join(parts, "\x00"))
+		}
+		c.perRow[row] = id
+	}
+	c.names = names.vals
+	return c
 }
 
 type acc struct {
@@ -246,9 +287,6 @@ type acc struct {
 
 // aggregate runs q over a table.
 func (t *table) aggregate(ctx context.Context, q store.Aggregate) ([]store.GroupSeries, error) {
-	if len(q.GroupBy) > 4 {
-		return nil, fmt.Errorf("%w: at most 4 group-by fields", store.ErrUnsupported)
-	}
 	if !q.End.After(q.Start) {
 		return nil, nil
 	}
@@ -290,6 +328,11 @@ func (t *table) aggregate(ctx context.Context, q store.Aggregate) ([]store.Group
 			if gcs[i], err = t.groupCol(p, f); err != nil {
 				return err
 			}
+		}
+		if len(gcs) > 4 {
+			// The row loop keys on four ids; fold the fourth field onwards
+			// into one composite column (a LogQL stream has many labels).
+			gcs = append(gcs[:3], composite(p, gcs[3:]))
 		}
 		local := map[[4]uint32]*acc{}
 		tc := p.cols[t.sch.time].i64
@@ -344,9 +387,13 @@ func (t *table) aggregate(ctx context.Context, q store.Aggregate) ([]store.Group
 		mu.Lock()
 		defer mu.Unlock()
 		for k, a := range local {
-			labels := make([]string, len(gcs))
+			labels := make([]string, 0, len(q.GroupBy))
 			for i, g := range gcs {
-				labels[i] = g.names[k[i]]
+				if i == 3 && len(q.GroupBy) > 4 {
+					labels = append(labels, strings.Split(g.names[k[i]], "\x00")...)
+				} else {
+					labels = append(labels, g.names[k[i]])
+				}
 			}
 			lk := strings.Join(labels, "\x00")
 			tot := total[lk]

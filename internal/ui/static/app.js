@@ -1,6 +1,7 @@
 // Entry point: wires the time-range picker, then loads the module of the
 // page the server rendered (body[data-page]).
 import { $, params, setParams, fmtTime, parseTimeParam, showError } from './core.js';
+export { selectCurrent } from './core.js';
 
 function initTimePicker() {
   const from = $('#tp-from'), refresh = $('#tp-refresh'), abs = $('#tp-abs');
@@ -20,11 +21,6 @@ function initTimePicker() {
   from.addEventListener('change', () => setParams({ from: from.value, to: 'now' }));
   refresh.value = p.get('refresh') || 'off';
   refresh.addEventListener('change', () => setParams({ refresh: refresh.value === 'off' ? '' : refresh.value }));
-}
-
-// Selects rendered with data-current get that value once their options exist.
-export function selectCurrent(sel) {
-  if (sel && sel.dataset.current) sel.value = sel.dataset.current;
 }
 
 initTimePicker();

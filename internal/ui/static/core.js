@@ -261,3 +261,9 @@ export function run(load) {
 
 // escapeLabelValue quotes a value for PromQL/LogQL/TraceQL string literals.
 export function quote(v) { return '"' + String(v).replace(/\\/g, '\\\\').replace(/"/g, '\\"') + '"'; }
+
+// selectCurrent sets a <select> rendered with data-current to that value
+// once its options exist.
+export function selectCurrent(sel) {
+  if (sel && sel.dataset.current && [...sel.options].some((o) => o.value === sel.dataset.current)) sel.value = sel.dataset.current;
+}
