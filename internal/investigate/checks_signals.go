@@ -363,7 +363,7 @@ func (v *inv) checkMetrics(ctx context.Context) error {
 			if !math.IsNaN(corr) {
 				cs = math.Abs(corr)
 			}
-			h.score = 0.25 + 0.2*math.Min(1, math.Abs(change)/3) + 0.2*cs + boolScore(aligned, 0.1) + boolScore(sat, 0.1) + boolScore(c.exact, 0.05)
+			h.score = 0.2 + 0.15*math.Min(1, math.Abs(change)/3) + 0.15*cs + boolScore(aligned, 0.1) + boolScore(sat, 0.1) + boolScore(c.exact, 0.05)
 			if c.derived {
 				h.score *= 0.6
 			}
@@ -376,9 +376,16 @@ func (v *inv) checkMetrics(ctx context.Context) error {
 		}
 		return hits[i].sel < hits[j].sel
 	})
+	derived := 0
 	for i, h := range hits {
 		if i == 5 {
 			break
+		}
+		// Span-generated series echo the span checks: two say enough.
+		if h.derived {
+			if derived++; derived > 2 {
+				continue
+			}
 		}
 		dir := "rose"
 		if h.change < 0 {

@@ -132,6 +132,7 @@ func (v *inv) checkAttributes(ctx context.Context) error {
 		val             string
 		lift, cov, rate float64
 		errs            float64
+		card            int // distinct values of the key
 	}
 	var cands []cand
 	for _, scope := range []store.Scope{store.ScopeResource, store.ScopeSpan} {
@@ -185,7 +186,7 @@ func (v *inv) checkAttributes(ctx context.Context) error {
 				share := t / v.totWin
 				lift := cov / share
 				if e >= 5 && cov >= 0.5 && lift >= 1.5 && share < 0.95 {
-					cands = append(cands, cand{f: f, val: val, lift: lift, cov: cov, rate: e / t, errs: e})
+					cands = append(cands, cand{f: f, val: val, lift: lift, cov: cov, rate: e / t, errs: e, card: len(tot)})
 				}
 			}
 		}
@@ -213,7 +214,7 @@ func (v *inv) checkAttributes(ctx context.Context) error {
 				{Kind: "query", Label: "error spans with the value", Query: q},
 			},
 			Link:  v.tracesLink(q),
-			Facts: map[string]string{"key": c.f.Name, "scope": c.f.String(), "value": c.val},
+			Facts: map[string]string{"key": c.f.Name, "scope": c.f.String(), "value": c.val, "cardinality": fmt.Sprint(c.card)},
 		})
 	}
 	return nil
@@ -517,6 +518,11 @@ func rootCauses(td ptrace.Traces) []rootCause {
 			rc.msg = exceptionMessage(n.span)
 		}
 		for _, src := range depSources(n) {
+			// A server span's server.address is its own endpoint, not
+			// something it calls.
+			if k := src.span.Kind(); k == ptrace.SpanKindServer || k == ptrace.SpanKindConsumer {
+				continue
+			}
 			if rc.dep == "" {
 				rc.dep, rc.addr, rc.sys, rc.db = depOf(src.span.Attributes())
 			}

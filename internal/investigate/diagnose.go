@@ -154,12 +154,25 @@ func (v *inv) diagnose(rep *Report) {
 		// Where it runs and fails: resource attributes (zone, host) say
 		// where the new version landed, span attributes which requests
 		// it breaks.
+		// Few-valued keys (a zone, a region) first: they say more than the
+		// one instance that runs the new version.
+		var attrs []Finding
+		for _, f := range rep.Findings {
+			if f.Check == CheckAttributes && f.Facts["key"] != deployHit.Facts["key"] {
+				attrs = append(attrs, f)
+			}
+		}
+		sort.SliceStable(attrs, func(i, j int) bool {
+			ri, rj := strings.HasPrefix(attrs[i].Facts["scope"], "resource."), strings.HasPrefix(attrs[j].Facts["scope"], "resource.")
+			if ri != rj {
+				return ri
+			}
+			return atoi(attrs[i].Facts["cardinality"]) < atoi(attrs[j].Facts["cardinality"])
+		})
 		var where []string
-		for _, scope := range []string{"resource.", "span."} {
-			for _, f := range rep.Findings {
-				if f.Check == CheckAttributes && f.Facts["key"] != deployHit.Facts["key"] && strings.HasPrefix(f.Facts["scope"], scope) && len(where) < 3 {
-					where = append(where, f.Facts["scope"]+" = "+f.Facts["value"])
-				}
+		for _, f := range attrs {
+			if len(where) < 3 {
+				where = append(where, f.Facts["scope"]+" = "+f.Facts["value"])
 			}
 		}
 		if len(where) > 0 {
@@ -261,7 +274,12 @@ func (v *inv) diagnose(rep *Report) {
 	if rep.Resource != "" {
 		for i := range rep.Findings {
 			f := &rep.Findings[i]
-			if strings.Contains(f.Title+f.Summary, rep.Resource) || (best >= 0 && classify(f.Facts["example"]+" "+f.Facts["template"]) == best) {
+			supports := strings.Contains(f.Title+f.Summary, rep.Resource) || (best >= 0 && classify(f.Facts["example"]+" "+f.Facts["template"]) == best)
+			if f.Check == CheckMetrics {
+				// A metric supports the cause when it measures what ran out.
+				supports = f == metricHit || best >= 0 && causeClasses[best].Metric.MatchString(f.Facts["metric"])
+			}
+			if supports {
 				f.Score = clamp01(f.Score + 0.1)
 			}
 		}

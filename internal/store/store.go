@@ -241,7 +241,8 @@ type KeyCount struct {
 type TraceReader interface {
 	// GetTrace returns every span of a trace, or ErrNotFound.
 	GetTrace(ctx context.Context, id pcommon.TraceID) (ptrace.Traces, error)
-	// FindSpans streams spans matching q, in no particular order.
+	// FindSpans streams spans matching q. Order is by storage unit, newest
+	// data first (not strictly by time): callers that need an order sort.
 	FindSpans(ctx context.Context, q SpanQuery) iter.Seq2[SpanRow, error]
 	// AggregateSpans computes q over spans (start time in range).
 	AggregateSpans(ctx context.Context, q Aggregate) ([]GroupSeries, error)

@@ -444,3 +444,52 @@ func TestAggregateManyGroupByFields(t *testing.T) {
 		}
 	}
 }
+
+// Blocks whose newest row is older than the retention are deleted; above
+// MaxBytes the oldest blocks go first, the newest stays.
+func TestRetention(t *testing.T) {
+	s, err := Open(Config{Dir: t.TempDir(), Retention: 24 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	// genTraces spreads spans over the hour after base: one block each.
+	for i, at := range []time.Time{base.Add(-72 * time.Hour), base.Add(-2 * time.Hour), base} {
+		td := genTraces(int64(i), 20)
+		shift(td, at.Sub(base))
+		if err := s.WriteTraces(context.Background(), td); err != nil {
+			t.Fatal(err)
+		}
+		s.Flush()
+	}
+	if n := s.Stats().SpanBlocks; n < 3 {
+		t.Fatalf("%d blocks before retention", n)
+	}
+	s.spans.applyRetention(base.Add(time.Hour))
+	old, _ := s.AggregateSpans(context.Background(), store.Aggregate{Start: base.Add(-73 * time.Hour), End: base.Add(-70 * time.Hour)})
+	if len(old) != 0 {
+		t.Fatalf("spans past retention still readable: %+v", old)
+	}
+	recent, _ := s.AggregateSpans(context.Background(), store.Aggregate{Start: base.Add(-3 * time.Hour), End: base.Add(2 * time.Hour)})
+	if len(recent) != 1 || recent[0].Counts[0] != 160 {
+		t.Fatalf("recent spans: %+v", recent)
+	}
+	s.spans.cfg.MaxBytes = 1 // keep only the newest block
+	s.spans.applyRetention(base.Add(time.Hour))
+	left, _ := s.AggregateSpans(context.Background(), store.Aggregate{Start: base.Add(-3 * time.Hour), End: base.Add(2 * time.Hour)})
+	if s.Stats().SpanBlocks != 1 || len(left) != 1 || left[0].Counts[0] >= 160 {
+		t.Fatalf("size cap: %d blocks, %+v", s.Stats().SpanBlocks, left)
+	}
+}
+
+func shift(td ptrace.Traces, d time.Duration) {
+	rss := td.ResourceSpans()
+	for i := 0; i < rss.Len(); i++ {
+		sps := rss.At(i).ScopeSpans().At(0).Spans()
+		for k := 0; k < sps.Len(); k++ {
+			sp := sps.At(k)
+			sp.SetStartTimestamp(pcommon.NewTimestampFromTime(sp.StartTimestamp().AsTime().Add(d)))
+			sp.SetEndTimestamp(pcommon.NewTimestampFromTime(sp.EndTimestamp().AsTime().Add(d)))
+		}
+	}
+}
