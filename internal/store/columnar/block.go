@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 
 	"github.com/klauspost/compress/zstd"
@@ -290,6 +291,11 @@ func openBlock(path string, c *cache) (*block, error) {
 		f.Close()
 		return nil, fmt.Errorf("columnar: block %s: unknown schema %q", path, meta.Schema)
 	}
+	// A block retired by compaction or retention may still be read by
+	// queries that took it before: its file is unlinked at once, and the
+	// descriptor (which keeps the data readable) closes when the last
+	// query lets go of the block.
+	runtime.AddCleanup(b, func(f *os.File) { f.Close() }, f)
 	return b, nil
 }
 
@@ -358,6 +364,11 @@ func (b *block) readSection(name string) ([]byte, error) {
 
 var errBlockGone = errors.New("columnar: block was removed")
 
+// retire forgets the block's cached sections; queries still holding it
+// keep reading through its open descriptor.
+func (b *block) retire() { b.cache.dropBlock(b.id) }
+
+// close closes the file now (store shutdown).
 func (b *block) close() {
 	b.mu.Lock()
 	defer b.mu.Unlock()

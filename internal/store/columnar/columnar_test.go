@@ -493,3 +493,27 @@ func shift(td ptrace.Traces, d time.Duration) {
 		}
 	}
 }
+
+// A query that took a block before compaction or retention removed it can
+// still read it.
+func TestRetiredBlockStaysReadable(t *testing.T) {
+	s, err := Open(Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for i := 0; i < 2; i++ {
+		if err := s.WriteTraces(context.Background(), genTraces(int64(i), 10)); err != nil {
+			t.Fatal(err)
+		}
+		s.Flush()
+	}
+	_, blocks := s.spans.snapshot()
+	s.spans.cfg.MaxBytes = 1
+	s.spans.applyRetention(base) // removes the older block's file
+	for _, b := range blocks {
+		if _, err := b.view(colSet{all: true}); err != nil {
+			t.Fatalf("reading a retired block: %v", err)
+		}
+	}
+}

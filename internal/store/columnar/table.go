@@ -209,7 +209,7 @@ func (t *table) flush(frozen *part, seg int) error {
 		b, err := t.writeNewBlock(sub, seg, 0, k)
 		if err != nil {
 			for _, b := range made {
-				b.close()
+				b.retire()
 				os.Remove(b.path)
 			}
 			return err
@@ -303,7 +303,7 @@ func (t *table) applyRetention(now time.Time) {
 	t.blocks = keep
 	t.mu.Unlock()
 	for _, b := range drop {
-		b.close()
+		b.retire()
 		if err := os.Remove(b.path); err != nil && !errors.Is(err, os.ErrNotExist) {
 			t.log.Error("removing expired block", "path", b.path, "err", err)
 		}
@@ -379,7 +379,7 @@ func (t *table) merge(partition int64, bs []*block) error {
 	t.sortBlocks()
 	t.mu.Unlock()
 	for _, b := range bs {
-		b.close()
+		b.retire()
 		os.Remove(b.path)
 	}
 	return nil
