@@ -117,7 +117,7 @@ func investigateBoth(t *testing.T, base string) []*investigate.Report {
 		t.Fatalf("CLI report: %v: %s", err, out.String())
 	}
 	for i, r := range []*investigate.Report{env.Data, env2.Data} {
-		t.Logf("report %d took %s: cause %q, resource %q\n%s", i, r.Finished.Sub(r.Started), r.Cause, r.Resource, r.Diagnosis)
+		t.Logf("report %d took %s (%+v): cause %q, resource %q\n%s", i, r.Finished.Sub(r.Started), r.Checks, r.Cause, r.Resource, r.Diagnosis)
 		for _, f := range r.Findings {
 			t.Logf("  [%.2f] %s: %s", f.Score, f.Check, f.Title)
 		}

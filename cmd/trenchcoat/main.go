@@ -68,11 +68,13 @@ Run 'trenchcoat <command> -h' for a command's flags.
 `)
 }
 
-func printVersion(w io.Writer) {
+func printVersion(w io.Writer) { fmt.Fprintln(w, "trenchcoat", versionString()) }
+
+// versionString is the VCS revision and time the binary was built from.
+func versionString() string {
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {
-		fmt.Fprintln(w, "trenchcoat (unknown build)")
-		return
+		return "(unknown build)"
 	}
 	rev, when, dirty := "unknown", "", ""
 	for _, s := range bi.Settings {
@@ -87,7 +89,7 @@ func printVersion(w io.Writer) {
 			}
 		}
 	}
-	fmt.Fprintf(w, "trenchcoat %s%s %s %s\n", rev, dirty, when, bi.GoVersion)
+	return strings.TrimSpace(fmt.Sprintf("%s%s %s %s", rev, dirty, when, bi.GoVersion))
 }
 
 // parseFlags parses args, then fills every flag not given on the command

@@ -25,9 +25,11 @@ import (
 	"github.com/trenchcoat/trenchcoat/internal/pipeline"
 	"github.com/trenchcoat/trenchcoat/internal/query/prom"
 	"github.com/trenchcoat/trenchcoat/internal/servicegraph"
+	"github.com/trenchcoat/trenchcoat/internal/servicemap"
 	"github.com/trenchcoat/trenchcoat/internal/spanmetrics"
 	"github.com/trenchcoat/trenchcoat/internal/store/columnar"
 	"github.com/trenchcoat/trenchcoat/internal/store/tsdb"
+	"github.com/trenchcoat/trenchcoat/internal/ui"
 )
 
 // serveConfig holds every flag of `serve` (and so of `demo`).
@@ -195,6 +197,11 @@ func startServer(ctx context.Context, cfg serveConfig) (s *server, err error) {
 	api.RegisterTraceQueries(apiMux, st, lim)
 	api.RegisterLogQueries(apiMux, st, lim)
 	promAPI.Register(apiMux)
+	smap, err := servicemap.New(servicemap.Config{Engine: promAPI.Engine(), Queryable: ms.Queryable(), Traces: st, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	api.RegisterServices(apiMux, smap)
 	api.RegisterSLOs(apiMux, sloReg, alerts)
 	api.RegisterAlerts(apiMux, alerts)
 	det := investigate.New(investigate.Config{Traces: st, Logs: st, Metrics: promMetrics{engine: promAPI.Engine(), q: ms.Queryable()}, Logger: log})
@@ -219,6 +226,12 @@ func startServer(ctx context.Context, cfg serveConfig) (s *server, err error) {
 	s.stoppers = append(s.stoppers, recv.Shutdown)
 	log.Info("otlp grpc listening", "addr", recv.GRPCAddr())
 	log.Info("otlp http listening", "addr", recv.HTTPAddr())
+
+	uiHandler, err := ui.New(ui.Config{Logger: log, Version: versionString()})
+	if err != nil {
+		return nil, err
+	}
+	apiMux.Handle("/", uiHandler) // every path outside /api/
 
 	routes.Store(apiMux)
 	s.ready.Store(true)

@@ -73,8 +73,10 @@ func ParseTime(s string, def time.Time) (time.Time, error) {
 		if math.IsNaN(f) || math.IsInf(f, 0) || f > 1e11 || f < -1e11 {
 			return time.Time{}, fmt.Errorf("time %q out of range", s)
 		}
-		sec, frac := math.Modf(f)
-		return time.Unix(int64(sec), int64(math.Round(frac*1e9))).UTC(), nil
+		// Milliseconds, as Prometheus rounds: float seconds carry a few
+		// hundred nanoseconds of error that would miss a sample exactly at
+		// the given time.
+		return time.UnixMilli(int64(math.Round(f * 1000))).UTC(), nil
 	}
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {

@@ -69,6 +69,11 @@ func parseServiceRange(w http.ResponseWriter, r *http.Request) (servicemap.Range
 		WriteError(w, http.StatusBadRequest, ErrBadData, err)
 		return servicemap.Range{}, false
 	}
+	// PromQL works in milliseconds, and fractional Unix seconds parse
+	// with float error (1.8e9 s holds ~240 ns of precision): round, as
+	// Prometheus' own API does, so an end on a sample's timestamp
+	// includes that sample.
+	start, end = start.Round(time.Millisecond), end.Round(time.Millisecond)
 	step, err := ParseDuration(r.FormValue("step"), 0)
 	if err == nil && step > 0 && end.Sub(start)/step > maxSparkPoints {
 		err = fmt.Errorf("step %s gives more than %d points over the range", step, maxSparkPoints)

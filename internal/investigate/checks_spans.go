@@ -559,7 +559,10 @@ func depSources(n *node) []*node {
 		}
 	}
 	walk(n, 0)
-	for p, i := n.parent, 0; p != nil && i < 2; p, i = p.parent, i+1 {
+	// Ancestors in the same service may hold the call's attributes (an
+	// ORM span above a driver span); ancestors in another service are
+	// the callers, and what they call is this service.
+	for p, i := n.parent, 0; p != nil && i < 2 && p.service == n.service; p, i = p.parent, i+1 {
 		out = append(out, p)
 	}
 	return out

@@ -63,17 +63,25 @@ type Report struct {
 	Cause     string    `json:"cause,omitempty"`
 	Resource  string    `json:"resource,omitempty"`
 	// Story is the causal chain, most fundamental cause first.
-	Story     []string  `json:"story,omitempty"`
-	NextSteps []string  `json:"nextSteps,omitempty"`
-	Errors    []string  `json:"errors,omitempty"` // checks that failed, with why
+	Story     []string `json:"story,omitempty"`
+	NextSteps []string `json:"nextSteps,omitempty"`
+	Errors    []string `json:"errors,omitempty"` // checks that failed, with why
 	// Onset is when the service's errors began, when the detective could
 	// tell; the baseline is the window the incident is compared with (the
 	// same length, before the onset when the window starts inside it).
 	Onset         *time.Time `json:"onset,omitempty"`
 	BaselineStart time.Time  `json:"baselineStart"`
 	BaselineEnd   time.Time  `json:"baselineEnd"`
-	Started   time.Time `json:"started"`
-	Finished  time.Time `json:"finished"`
+	// Checks says how long each check took, in the order they ran.
+	Checks   []CheckRun `json:"checks,omitempty"`
+	Started  time.Time  `json:"started"`
+	Finished time.Time  `json:"finished"`
+}
+
+// CheckRun is one check's run: its name and how long it took.
+type CheckRun struct {
+	Name   string  `json:"name"`
+	Millis float64 `json:"ms"`
 }
 
 // Check names.
@@ -172,9 +180,11 @@ func (d *Detective) Investigate(ctx context.Context, req Request) (*Report, erro
 	v.bend = req.Start
 	v.bstart = req.Start.Add(-req.End.Sub(req.Start))
 
+	t0 := time.Now()
 	if err := v.pickService(ctx); err != nil {
 		return nil, err
 	}
+	rep.Checks = append(rep.Checks, CheckRun{Name: "onset", Millis: float64(time.Since(t0).Microseconds()) / 1000})
 	if !v.onset.IsZero() {
 		on := v.onset.UTC()
 		rep.Onset = &on
@@ -203,7 +213,9 @@ func (d *Detective) Investigate(ctx context.Context, req Request) (*Report, erro
 			d.log.Warn("investigation check failed", "check", s.name, "err", err)
 			v.errs = append(v.errs, s.name+": "+err.Error())
 		}
-		d.log.Debug("investigation check done", "check", s.name, "took", time.Since(t0))
+		took := time.Since(t0)
+		rep.Checks = append(rep.Checks, CheckRun{Name: s.name, Millis: float64(took.Microseconds()) / 1000})
+		d.log.Debug("investigation check done", "check", s.name, "took", took)
 	}
 	sort.SliceStable(v.findings, func(i, j int) bool { return v.findings[i].Score > v.findings[j].Score })
 	rep.Findings = v.findings

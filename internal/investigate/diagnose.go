@@ -80,7 +80,7 @@ func (v *inv) diagnose(rep *Report) {
 	}
 	votes := make([]float64, len(causeClasses))
 	texts := make([][]string, len(causeClasses))
-	var logHit, timeoutHit, metricHit, scaleHit, deployHit, rootHit, topMsg *Finding
+	var logHit, timeoutHit, metricHit, scaleHit, deployHit, rootHit, topMsg, latHit, newVersion *Finding
 	for i := range rep.Findings {
 		f := &rep.Findings[i]
 		var text string
@@ -98,6 +98,9 @@ func (v *inv) diagnose(rep *Report) {
 		case CheckLogs:
 			text = f.Facts["example"]
 		case CheckDurations:
+			if f.Facts["kind"] == "latency" && latHit == nil {
+				latHit = f
+			}
 			if f.Facts["kind"] == "timeout" && (timeoutHit == nil || atoi(f.Facts["count"]) > atoi(timeoutHit.Facts["count"])) {
 				timeoutHit = f
 			}
@@ -107,6 +110,9 @@ func (v *inv) diagnose(rep *Report) {
 			}
 			if f.Facts["bad"] == "true" && deployHit == nil {
 				deployHit = f
+			}
+			if f.Facts["kind"] == "deploy" && newVersion == nil {
+				newVersion = f
 			}
 		}
 		if text == "" {
@@ -170,8 +176,12 @@ func (v *inv) diagnose(rep *Report) {
 			return atoi(attrs[i].Facts["cardinality"]) < atoi(attrs[j].Facts["cardinality"])
 		})
 		var where []string
+		seenVal := map[string]bool{}
 		for _, f := range attrs {
-			if len(where) < 3 {
+			// Two keys with one value (a task ARN as aws.ecs.task.arn and
+			// cloud.resource_id) are one fact.
+			if len(where) < 3 && !seenVal[f.Facts["value"]] {
+				seenVal[f.Facts["value"]] = true
 				where = append(where, f.Facts["scope"]+" = "+f.Facts["value"])
 			}
 		}
@@ -233,6 +243,35 @@ func (v *inv) diagnose(rep *Report) {
 		if topMsg != nil && classify(topMsg.Facts["example"]) == best {
 			add(topMsg)
 		}
+		add(timeoutHit)
+	case best < 0 && latHit != nil && !v.elevated():
+		// No error incident, but requests got slower: a latency story.
+		rep.Cause = "slowdown"
+		rep.Resource = v.service
+		fmt.Fprintf(&para, "%s requests slowed down: %s.", v.service, strings.TrimSuffix(latHit.Summary, "."))
+		if timeoutHit != nil {
+			fmt.Fprintf(&para, " %s.", timeoutHit.Title)
+		}
+		if metricHit != nil {
+			fmt.Fprintf(&para, " Metrics: %s.", metricHit.Title)
+		}
+		if newVersion != nil {
+			fmt.Fprintf(&para, " Before it, %s.", newVersion.Title)
+		}
+		if scaleHit != nil {
+			fmt.Fprintf(&para, " Before it, %s.", scaleHit.Title)
+		}
+		rep.NextSteps = []string{
+			fmt.Sprintf("compare traces of %s %q before and after the onset: which child span grew", v.service, latHit.Facts["operation"]),
+			"check the saturation of its dependencies (CPU, connections, queue depth)",
+		}
+		if newVersion != nil {
+			rep.NextSteps = append(rep.NextSteps, "roll back the new version if the slowdown started with it")
+		}
+		add(newVersion)
+		add(scaleHit)
+		add(metricHit)
+		add(latHit)
 		add(timeoutHit)
 	default:
 		// No known class: fall back to the dominant error template.

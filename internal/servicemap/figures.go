@@ -49,6 +49,18 @@ type group struct {
 	points []point
 }
 
+// groups are collect's results by joined label values.
+type groups map[string]*group
+
+// get returns the group k, or one without calls: a sparkline always has
+// its points, null where nothing was seen.
+func (gs groups) get(k string, times []int64) *group {
+	if g := gs[k]; g != nil {
+		return g
+	}
+	return &group{points: make([]point, len(times))}
+}
+
 // class picks the kind class of a group: entry spans when it has any in
 // the range, else internal ones, else all.
 func (g *group) class() int {
@@ -109,24 +121,24 @@ func (g *group) sparkline(times []int64, cls int, w time.Duration) *Sparkline {
 // calls by (by, span_kind, status_code) and latency buckets by (by,
 // span_kind, le); kinds and statuses are folded here, so that the kind
 // class can be picked per group.
-func (m *Map) collect(ctx context.Context, by []string, w time.Duration, start, end time.Time, step time.Duration, ms ...*labels.Matcher) (map[string]*group, []int64, error) {
+func (m *Map) collect(ctx context.Context, by []string, w time.Duration, start, end time.Time, step time.Duration, ms ...*labels.Matcher) (groups, []int64, error) {
 	startMs, stepMs := start.UnixMilli(), step.Milliseconds()
 	n := int(end.Sub(start)/step) + 1
 	times := make([]int64, n)
 	for i := range times {
 		times[i] = startMs + int64(i)*stepMs
 	}
-	groups := map[string]*group{}
+	out := groups{}
 	get := func(ls labels.Labels) *group {
 		vals := make([]string, len(by))
 		for i, l := range by {
 			vals[i] = ls.Get(l)
 		}
 		k := strings.Join(vals, "\xff")
-		g := groups[k]
+		g := out[k]
 		if g == nil {
 			g = &group{labels: vals, points: make([]point, n)}
-			groups[k] = g
+			out[k] = g
 		}
 		return g
 	}
@@ -179,11 +191,11 @@ func (m *Map) collect(ctx context.Context, by []string, w time.Duration, start, 
 			g.points[i].buckets[c][ub] += fp.F
 		}
 	}
-	return groups, times, nil
+	return out, times, nil
 }
 
 // totals is collect at the range's end over the whole range.
-func (m *Map) totals(ctx context.Context, rng Range, by []string, ms ...*labels.Matcher) (map[string]*group, error) {
+func (m *Map) totals(ctx context.Context, rng Range, by []string, ms ...*labels.Matcher) (groups, error) {
 	g, _, err := m.collect(ctx, by, rng.window(), rng.End, rng.End, time.Second, ms...)
 	return g, err
 }
@@ -194,6 +206,6 @@ func (m *Map) sparkWindow(rng Range) time.Duration {
 	return max(rng.step(), 4*m.cfg.Interval)
 }
 
-func (m *Map) sparklines(ctx context.Context, rng Range, by []string, ms ...*labels.Matcher) (map[string]*group, []int64, error) {
+func (m *Map) sparklines(ctx context.Context, rng Range, by []string, ms ...*labels.Matcher) (groups, []int64, error) {
 	return m.collect(ctx, by, m.sparkWindow(rng), rng.Start, rng.End, rng.step(), ms...)
 }

@@ -104,7 +104,7 @@ func (m *Map) Graph(ctx context.Context, rng Range) (*Graph, error) {
 	// cannot tell: root spans' edges from "user" are virtual_node edges
 	// to instrumented services.
 	nodeType := map[string]string{}
-	incoming := map[string]*in{}
+	incoming, outgoing := map[string]*in{}, map[string]*in{}
 	see := func(n, t string) {
 		if _, isSvc := svcs[n]; isSvc {
 			t = NodeService
@@ -129,6 +129,11 @@ func (m *Map) Graph(ctx context.Context, rng Range) (*Graph, error) {
 		}
 		incoming[server].total += e.total
 		incoming[server].failed += e.failed
+		if outgoing[client] == nil {
+			outgoing[client] = &in{}
+		}
+		outgoing[client].total += e.total
+		outgoing[client].failed += e.failed
 		h := e.server
 		if count(h) == 0 {
 			h = e.client
@@ -151,6 +156,9 @@ func (m *Map) Graph(ctx context.Context, rng Range) (*Graph, error) {
 			n.Rate, n.ErrorRatio = f.Rate, f.ErrorRatio
 		} else if i := incoming[name]; i != nil {
 			n.Rate, n.ErrorRatio = Num(i.total/w.Seconds()), ratio(i.failed, i.total)
+		} else if o := outgoing[name]; o != nil {
+			// A pure client ("user"): what it sent.
+			n.Rate, n.ErrorRatio = Num(o.total/w.Seconds()), ratio(o.failed, o.total)
 		} else {
 			n.ErrorRatio = Num(math.NaN())
 		}

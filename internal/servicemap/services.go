@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/prometheus/model/labels"
+
 	"github.com/trenchcoat/trenchcoat/internal/spanmetrics"
 	"github.com/trenchcoat/trenchcoat/internal/store"
 )
@@ -98,9 +100,7 @@ func (m *Map) Services(ctx context.Context, rng Range) ([]Service, error) {
 		name := g.labels[0]
 		cls := g.class()
 		s := Service{Name: name, Figures: g.figures(0, cls, rng.window()), Resource: res[name]}
-		if sg := spark[k]; sg != nil {
-			s.Sparkline = sg.sparkline(times, cls, m.sparkWindow(rng))
-		}
+		s.Sparkline = spark.get(k, times).sparkline(times, cls, m.sparkWindow(rng))
 		s.Platform = platformName(plat[name])
 		if s.Platform == "" && len(s.Resource["cloud.platform"]) > 0 {
 			s.Platform = platformName(s.Resource["cloud.platform"][0])
@@ -125,8 +125,8 @@ func sortServices(s []Service) {
 }
 
 // platforms maps services to their cloud_platform span-metrics label.
-func (m *Map) platforms(ctx context.Context, rng Range) (map[string]string, error) {
-	v, err := m.vector(ctx, sumIncrease(spanmetrics.MetricCalls, rng.window(), []string{"service", "cloud_platform"}), rng.End)
+func (m *Map) platforms(ctx context.Context, rng Range, ms ...*labels.Matcher) (map[string]string, error) {
+	v, err := m.vector(ctx, sumIncrease(spanmetrics.MetricCalls, rng.window(), []string{"service", "cloud_platform"}, ms...), rng.End)
 	if err != nil {
 		return nil, err
 	}
@@ -206,9 +206,7 @@ func (m *Map) Service(ctx context.Context, name string, rng Range, groupBy strin
 	if err != nil {
 		return nil, err
 	}
-	if sg := spark[""]; sg != nil {
-		d.Sparkline = sg.sparkline(times, cls, m.sparkWindow(rng))
-	}
+	d.Sparkline = spark.get("", times).sparkline(times, cls, m.sparkWindow(rng))
 
 	// Operations: every span of the operation counts, whatever its kind.
 	opBy := []string{"span_name", "span_kind"}
@@ -222,16 +220,14 @@ func (m *Map) Service(ctx context.Context, name string, rng Range, groupBy strin
 	}
 	for k, og := range ops {
 		op := Operation{Name: og.labels[0], Kind: og.labels[1], Figures: og.figures(0, clsAll, rng.window())}
-		if sg := opSpark[k]; sg != nil {
-			op.Sparkline = sg.sparkline(times, clsAll, m.sparkWindow(rng))
-		}
+		op.Sparkline = opSpark.get(k, times).sparkline(times, clsAll, m.sparkWindow(rng))
 		d.Operations = append(d.Operations, op)
 	}
 	slices.SortFunc(d.Operations, func(a, b Operation) int {
 		return cmp.Or(cmp.Compare(float64(b.Rate), float64(a.Rate)), strings.Compare(a.Name, b.Name), strings.Compare(a.Kind, b.Kind))
 	})
 
-	plat, err := m.platforms(ctx, rng)
+	plat, err := m.platforms(ctx, rng, svc)
 	if err != nil {
 		return nil, err
 	}
@@ -325,9 +321,7 @@ func (m *Map) breakdown(ctx context.Context, d *ServiceDetail, rng Range, attr s
 		}
 		for k, g := range tot {
 			gr := Group{Value: g.labels[0], Figures: g.figures(0, cls, rng.window())}
-			if sg := spark[k]; sg != nil {
-				gr.Sparkline = sg.sparkline(times, cls, m.sparkWindow(rng))
-			}
+			gr.Sparkline = spark.get(k, times).sparkline(times, cls, m.sparkWindow(rng))
 			if float64(gr.Calls) > 0 {
 				d.Groups = append(d.Groups, gr)
 			}

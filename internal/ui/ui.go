@@ -33,6 +33,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strings"
 )
 
 //go:embed templates/*.html
@@ -47,9 +48,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Version is shown in the footer.
 	Version string
-	// DevDir, when set, serves static/ from this directory on disk
-	// (internal/ui of a checkout) instead of the embedded copy, so that
-	// script changes show on reload while developing. Leave empty.
+	// DevDir, when set, serves static/ and templates/ from this directory
+	// on disk (internal/ui of a checkout) instead of the embedded copies,
+	// re-reading templates on every request, so that changes show on
+	// reload while developing. Leave empty in production.
 	DevDir string
 }
 
@@ -103,16 +105,9 @@ func New(cfg Config) (http.Handler, error) {
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
-	layout, err := template.New("layout.html").Funcs(template.FuncMap{"navClass": navClass}).ParseFS(templateFS, "templates/layout.html")
-	if err != nil {
-		return nil, fmt.Errorf("ui: layout: %w", err)
-	}
-	for key, p := range pages {
-		t, err := template.Must(layout.Clone()).ParseFS(templateFS, "templates/"+p.name+".html")
-		if err != nil {
-			return nil, fmt.Errorf("ui: page %s: %w", key, err)
-		}
-		h.tmpls[key] = t
+	var err error
+	if h.tmpls, err = parseTemplates(templateFS); err != nil {
+		return nil, err
 	}
 	var static fs.FS = staticFS
 	if cfg.DevDir != "" {
@@ -177,12 +172,25 @@ type pageData struct {
 	TimeQuery string
 }
 
+// Link is path with the page's time range; the query is built by
+// url.Values.Encode, so it is safe as a URL.
+func (d pageData) Link(path string) template.URL {
+	if d.TimeQuery == "" {
+		return template.URL(path)
+	}
+	return template.URL(path + "?" + d.TimeQuery)
+}
+
 // Get returns the URL query parameter key (templates: {{.Get "q"}}).
 func (d pageData) Get(key string) string { return d.Q.Get(key) }
 
 func (h *handler) render(w http.ResponseWriter, r *http.Request, key string, code int) {
 	p := pages[key]
 	q := r.URL.Query()
+	if path, canon, ok := canonical(key, r.URL.Path, q); ok {
+		http.Redirect(w, r, path+"?"+canon.Encode(), http.StatusFound)
+		return
+	}
 	d := pageData{Page: p.name, Title: p.title, Nav: p.nav, Q: q, Version: h.cfg.Version,
 		From: orDefault(q.Get("from"), "now-1h"), To: orDefault(q.Get("to"), "now"), Refresh: orDefault(q.Get("refresh"), "off")}
 	d.Name = r.PathValue("name")
@@ -199,8 +207,16 @@ func (h *handler) render(w http.ResponseWriter, r *http.Request, key string, cod
 		}
 	}
 	d.TimeQuery = tq.Encode()
+	tmpls := h.tmpls
+	if h.cfg.DevDir != "" {
+		var err error
+		if tmpls, err = parseTemplates(os.DirFS(h.cfg.DevDir)); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+	}
 	var buf bytes.Buffer
-	if err := h.tmpls[key].ExecuteTemplate(&buf, "layout.html", d); err != nil {
+	if err := tmpls[key].ExecuteTemplate(&buf, "layout.html", d); err != nil {
 		h.log.Error("ui: rendering page", "page", key, "err", err)
 		http.Error(w, "rendering the page failed; see the server log", http.StatusInternalServerError)
 		return
@@ -223,4 +239,70 @@ func navClass(cur, item string) string {
 		return "active"
 	}
 	return ""
+}
+
+// parseTemplates parses the layout once and each page's "content" block
+// into its own clone of it.
+func parseTemplates(fsys fs.FS) (map[string]*template.Template, error) {
+	layout, err := template.New("layout.html").Funcs(template.FuncMap{"navClass": navClass}).ParseFS(fsys, "templates/layout.html")
+	if err != nil {
+		return nil, fmt.Errorf("ui: layout: %w", err)
+	}
+	out := make(map[string]*template.Template, len(pages))
+	for key, p := range pages {
+		t, err := template.Must(layout.Clone()).ParseFS(fsys, "templates/"+p.name+".html")
+		if err != nil {
+			return nil, fmt.Errorf("ui: page %s: %w", key, err)
+		}
+		out[key] = t
+	}
+	return out, nil
+}
+
+// canonical maps the links other parts write (the detective's findings,
+// alert annotations: start=/end= in Unix seconds, /logs?group=,
+// /explore?q=) onto this UI's parameters. ok is false when the URL is
+// already canonical.
+func canonical(key, path string, q url.Values) (string, url.Values, bool) {
+	changed := false
+	move := func(from, to string) {
+		if v, has := q[from]; has {
+			if q.Get(to) == "" {
+				q[to] = v
+			}
+			delete(q, from)
+			changed = true
+		}
+	}
+	move("start", "from")
+	move("end", "to")
+	switch key {
+	case "logs":
+		if q.Get("group") != "" {
+			move("group", "name")
+			path = "/logs/group"
+		}
+	case "explore":
+		if q.Get("q") != "" {
+			lang := guessLang(q.Get("q"))
+			move("q", "left")
+			q.Set("leftLang", lang)
+		}
+	}
+	return path, q, changed
+}
+
+// guessLang tells the query language of a query from its look: TraceQL
+// names attributes with a scope (resource., span.) or intrinsics; LogQL
+// starts with a stream selector; anything else is PromQL.
+func guessLang(s string) string {
+	t := strings.TrimSpace(s)
+	switch {
+	case !strings.HasPrefix(t, "{"):
+		return "promql"
+	case strings.Contains(t, "resource.") || strings.Contains(t, "span.") || strings.Contains(t, "status") || strings.Contains(t, "duration") || t == "{}":
+		return "traceql"
+	default:
+		return "logql"
+	}
 }
