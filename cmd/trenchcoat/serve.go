@@ -191,7 +191,10 @@ func startServer(ctx context.Context, cfg serveConfig) (s *server, err error) {
 	}
 	s.slos, s.alerts = sloReg, alerts
 
-	lim := api.QueryLimits{MaxSeries: 1000, MaxRows: 5_000_000, Timeout: 30 * time.Second}
+	// MaxRows bounds the span and log rows a query materialises (each carries
+	// its attribute maps, ~1 KiB): it is what keeps a structural TraceQL
+	// query over a large range from taking gigabytes.
+	lim := api.QueryLimits{MaxSeries: 1000, MaxRows: 1_000_000, Timeout: 30 * time.Second}
 	apiMux := http.NewServeMux()
 	api.RegisterTraceByID(apiMux, st)
 	api.RegisterTraceQueries(apiMux, st, lim)
