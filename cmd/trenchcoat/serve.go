@@ -102,9 +102,10 @@ func startServer(ctx context.Context, cfg serveConfig) (s *server, err error) {
 		debug.SetMemoryLimit(cfg.MemoryLimitMiB << 20)
 	}
 	s = &server{log: log}
+	started := s // the returns below set s to nil
 	defer func() {
 		if err != nil {
-			s.Shutdown(context.Background())
+			started.Shutdown(context.Background())
 		}
 	}()
 	reg := prometheus.NewRegistry()

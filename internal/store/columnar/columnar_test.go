@@ -517,3 +517,40 @@ func TestRetiredBlockStaysReadable(t *testing.T) {
 		}
 	}
 }
+
+// Compaction merges an ended partition's small blocks and leaves the
+// partition being written alone.
+func TestCompaction(t *testing.T) {
+	s, err := Open(Config{Dir: t.TempDir(), MaxHeadRows: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var all []rawSpan
+	for i := 0; i < 8; i++ {
+		td := genTraces(int64(i), 25) // 100 spans: one block each
+		all = append(all, rawSpans(td)...)
+		if err := s.WriteTraces(context.Background(), td); err != nil {
+			t.Fatal(err)
+		}
+		s.Flush()
+	}
+	if n := s.Stats().SpanBlocks; n != 8 {
+		t.Fatalf("%d blocks before compaction, want 8", n)
+	}
+	s.spans.compact(base.Add(30 * time.Minute)) // the partition is still open
+	if n := s.Stats().SpanBlocks; n != 8 {
+		t.Fatalf("open partition compacted: %d blocks", n)
+	}
+	s.spans.compact(base.Add(2 * time.Hour))
+	if n := s.Stats().SpanBlocks; n >= 8 {
+		t.Fatalf("%d blocks after compaction", n)
+	}
+	gs, err := s.AggregateSpans(context.Background(), store.Aggregate{Start: base, End: base.Add(2 * time.Hour)})
+	if err != nil || len(gs) != 1 || int(gs[0].Counts[0]) != len(all) {
+		t.Fatalf("after compaction: %+v %v, want %d spans", gs, err, len(all))
+	}
+	first := ptrace.NewTraces()
+	genTraces(3, 25).ResourceSpans().At(0).CopyTo(first.ResourceSpans().AppendEmpty())
+	checkTrace(t, s, first)
+}

@@ -87,7 +87,7 @@ func Open(cfg Config) (*Store, error) {
 		}
 		return tableConfig{Dir: filepath.Join(cfg.Dir, name), MaxHeadRows: cfg.MaxHeadRows, MaxHeadBytes: cfg.MaxHeadBytes,
 			MaxHeadAge: cfg.MaxHeadAge, Partition: cfg.Partition, Retention: cfg.Retention, MaxBytes: maxBytes,
-			CompactMin: 4, CompactRows: 8 * cfg.MaxHeadRows, SyncInterval: cfg.SyncInterval}
+			CompactMin: 4, CompactRows: 4 * cfg.MaxHeadRows, SyncInterval: cfg.SyncInterval}
 	}
 	var err error
 	s.spans, err = openTable(tc("spans"), spanSchema, s.cache, cfg.Logger, func(p *part, payload []byte) (int, error) {

@@ -275,7 +275,7 @@ func (t *table) maintain(now time.Time) {
 		t.cut()
 	}
 	t.applyRetention(now)
-	t.compact()
+	t.compact(now)
 }
 
 func (t *table) applyRetention(now time.Time) {
@@ -310,38 +310,44 @@ func (t *table) applyRetention(now time.Time) {
 	}
 }
 
-// compact merges the blocks of one time partition when there are at least
+// compact merges the small blocks of a time partition once there are
 // CompactMin of them, so a partition ends up in few large blocks: fewer
-// files to open and bigger dictionaries that compress better.
-func (t *table) compact() {
+// files to open and bigger dictionaries that compress better. Like
+// Prometheus, it leaves the partition still being written alone (a
+// partition is compacted once it has ended), and it never rewrites a block
+// that is already large: merging a big block again with each new small one
+// rewrote gigabytes per hour under sustained ingest and starved it.
+func (t *table) compact(now time.Time) {
 	t.flushMu.Lock()
 	defer t.flushMu.Unlock()
+	part := int64(t.cfg.Partition)
+	current := floorDiv(now.UnixNano(), part)
 	t.mu.RLock()
 	groups := map[int64][]*block{}
 	for _, b := range t.blocks {
-		k := floorDiv(b.meta.MinT, int64(t.cfg.Partition))
+		k := floorDiv(b.meta.MinT, part)
+		if k >= current || b.meta.Rows >= t.cfg.CompactRows/2 {
+			continue
+		}
 		groups[k] = append(groups[k], b)
 	}
 	t.mu.RUnlock()
 	for k, bs := range groups {
-		if len(bs) < t.cfg.CompactMin || t.closed.Load() {
-			continue
-		}
-		var pick []*block
-		rows := 0
-		for _, b := range bs {
-			if rows+b.meta.Rows > t.cfg.CompactRows && len(pick) >= 2 {
-				break
+		for len(bs) >= t.cfg.CompactMin && !t.closed.Load() {
+			var pick []*block
+			rows := 0
+			for _, b := range bs {
+				if rows+b.meta.Rows > t.cfg.CompactRows && len(pick) >= 2 {
+					break
+				}
+				pick = append(pick, b)
+				rows += b.meta.Rows
 			}
-			pick = append(pick, b)
-			rows += b.meta.Rows
-		}
-		if len(pick) < 2 {
-			continue
-		}
-		if err := t.merge(k, pick); err != nil {
-			t.log.Error("compaction failed", "table", t.sch.name, "err", err)
-			return
+			if err := t.merge(k, pick); err != nil {
+				t.log.Error("compaction failed", "table", t.sch.name, "err", err)
+				return
+			}
+			bs = bs[len(pick):]
 		}
 	}
 }

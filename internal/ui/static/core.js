@@ -192,6 +192,15 @@ export async function promInstant(query, time) {
 
 const charts = new WeakMap();
 
+// Charts follow their container's width (split panes, window resizes).
+const resizer = typeof ResizeObserver === 'function' ? new ResizeObserver((entries) => {
+  for (const e of entries) {
+    const u = charts.get(e.target);
+    const w = Math.floor(e.contentRect.width);
+    if (u && w > 50 && Math.abs(u.width - w) > 2) u.setSize({ width: w, height: u.height });
+  }
+}) : null;
+
 // chart draws (or redraws) a uPlot time-series chart in container.
 // series: [{label, data, color, fill, dash, width}]; opts: {height, yFmt, stacked, bars, zoom}.
 export function chart(container, xs, series, opts = {}) {
@@ -208,7 +217,7 @@ export function chart(container, xs, series, opts = {}) {
     legend: { show: opts.legend !== false, live: true },
     cursor: { drag: { x: opts.zoom !== false, y: false } },
     scales: { x: { time: true }, y: opts.yRange ? { range: opts.yRange } : {} },
-    axes: [axis, { ...axis, size: 60, values: (u, vals) => vals.map(yFmt) }],
+    axes: [axis, { ...axis, size: 72, values: (u, vals) => vals.map(yFmt) }],
     series: [{}, ...series.map((s, i) => ({
       label: s.label, stroke: s.color || colorAt(i), width: s.width || 1.5, dash: s.dash,
       fill: s.fill, value: (u, v) => (v === null || v === undefined ? '–' : yFmt(v)),
@@ -224,6 +233,7 @@ export function chart(container, xs, series, opts = {}) {
     },
   }, [xs, ...series.map((s) => s.data)], container);
   charts.set(container, u);
+  if (resizer) resizer.observe(container);
   return u;
 }
 

@@ -1,5 +1,5 @@
 import { api, el, clear, $, run, range, params, fmtNum, fmtSecs, fmtTime, align, chart, promRange, seriesLabel, colorAt, href } from '../core.js';
-import { logLine, entriesOf } from './loggroup.js';
+import { logLine, entriesOf, LEVEL_COLORS } from './loggroup.js';
 import { traceAgg } from './service.js';
 
 const LANGS = { promql: 'PromQL (metrics)', logql: 'LogQL (logs)', traceql: 'TraceQL (traces)' };
@@ -159,7 +159,7 @@ async function execute(state, out) {
       try {
         const v = await api('/api/v1/logs/volume', { q: state.q, start: r.start, end: r.end, step: r.step });
         const a = align(v.data.result, r, true);
-        chart(c, a.xs, v.data.result.map((s, i) => ({ label: s.metric.level || '(none)', data: a.ys[i], color: colorAt(i + 1) })), { height: 120, bars: true });
+        chart(c, a.xs, v.data.result.map((s, i) => ({ label: s.metric.level || '(none)', data: a.ys[i], color: LEVEL_COLORS[s.metric.level] || colorAt(i) })), { height: 120, bars: true });
       } catch (e) { c.remove(); }
       out.append(el('p', { class: 'hint', text: `${es.length} lines, newest first` }));
       const box = el('div', { class: 'loglines' });

@@ -1,6 +1,6 @@
 import { api, el, clear, $, run, href, range, params, fmtNum, fmtTime, align, chart, quote } from '../core.js';
 
-const LEVEL_COLORS = { panic: '#b48cff', fatal: '#f2545b', error: '#ff8f40', warning: '#f0b429', warn: '#f0b429', log: '#5aa9ff', info: '#5aa9ff', detail: '#8d9db6', debug: '#8d9db6' };
+export const LEVEL_COLORS = { panic: '#b48cff', fatal: '#f2545b', error: '#ff8f40', warning: '#f0b429', warn: '#f0b429', log: '#5aa9ff', info: '#5aa9ff', detail: '#8d9db6', debug: '#8d9db6' };
 
 // logQuery builds the LogQL of the page's state.
 export function logQuery(name, level, filter) {

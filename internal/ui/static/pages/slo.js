@@ -56,6 +56,7 @@ export default function () {
     const bt = clear($('#burn-table tbody'));
     for (const br of st.burnRates || []) bt.append(el('tr', {}, el('td', { text: br.window }), el('td', { class: 'num', text: fmtPct(br.errorRatio, 3) }), el('td', { class: 'num', text: fmtNum(br.burnRate) + 'x' })));
     renderAlerts(st.alerts || []);
+    alertHistory(name, r);
 
     // Charts from the span metrics (or the SLI's own selectors).
     const win = `${Math.max(300, r.step * 2)}s`;
@@ -84,6 +85,22 @@ function worstState(rules) {
   let best = 'inactive';
   for (const ru of rules) if ((rank[ru.state] || 0) > (rank[best] || 0)) best = ru.state;
   return best;
+}
+
+// alertHistory draws when each severity's alert was pending or firing,
+// from the ALERTS series the rule evaluator writes (1 = firing, 0.5 =
+// pending).
+async function alertHistory(name, r) {
+  try {
+    const [firing, pending] = await Promise.all([
+      promRange(`max by (severity) (ALERTS{slo=${quote(name)}, alertstate="firing"})`, r),
+      promRange(`max by (severity) (ALERTS{slo=${quote(name)}, alertstate="pending"}) * 0.5`, r),
+    ]);
+    const all = [...firing, ...pending];
+    const a = align(all, r);
+    chart($('#chart-alerts'), a.xs, all.map((s, i) => ({ label: `${s.metric.severity || 'alert'} ${i < firing.length ? 'firing' : 'pending'}`, data: a.ys[i],
+      color: i < firing.length ? '#f2545b' : '#f0b429', width: 2 })), { height: 110, yRange: [0, 1.2], yFmt: (v) => (v >= 1 ? 'firing' : v > 0 ? 'pending' : '') });
+  } catch (e) { console.warn(e); }
 }
 
 function renderAlerts(rules) {

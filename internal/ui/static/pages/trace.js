@@ -78,6 +78,16 @@ export default function () {
     const services = new Set(data.spans.map((s) => s.service));
     const errs = data.spans.filter((s) => s.error);
     $('#trace-summary').textContent = `${data.spans.length} spans · ${services.size} services · ${errs.length} errors · ${fmtSecs(t1 - t0)} · started ${fmtTime(t0)}`;
+    // A duration signature: spans ending at one exact, round duration are
+    // usually a timeout firing.
+    const round = new Map();
+    for (const s of data.spans) {
+      const d = s.end - s.start;
+      if (d >= 1 && Math.abs(d - Math.round(d)) < 0.005) round.set(Math.round(d), (round.get(Math.round(d)) || 0) + 1);
+    }
+    for (const [d, n] of round) {
+      $('#trace-summary').append(el('span', { class: 'badge warning timeout-note', text: `${n} span${n > 1 ? 's' : ''} end at exactly ${d} s: a timeout?` }));
+    }
     if (!selected) {
       // Open on the deepest errored span: usually the cause.
       selected = errs.find((s) => !s.children.some((c) => c.error)) || data.roots[0];

@@ -102,8 +102,8 @@ const skipKey = /(\.id$|_id$|\.arn$|instance|invocation|query\.text|statement|co
 async function compare(body, q, r, attrs) {
   const sel = andFilter(q, 'status=error');
   body.append(el('p', { class: 'hint' }, 'Selection ', el('code', { text: sel }), ' against baseline ', el('code', { text: q })));
-  const keys = attrs.filter((a) => a.scope !== 'intrinsic' && !skipKey.test(a.key)).slice(0, 16).map(attrName);
-  keys.push('name');
+  const pick = (scope, n) => attrs.filter((a) => a.scope === scope && !skipKey.test(a.key)).slice(0, n).map(attrName);
+  const keys = [...pick('resource', 10), ...pick('span', 10), 'name', 'statusMessage'];
   const get = (k, query) => api(`/api/v1/traces/attributes/${encodeURIComponent(k)}/values`, { q: query, start: r.start, end: r.end, limit: 50 }).then((b) => b.values).catch(() => []);
   const rows = [];
   await Promise.all(keys.map(async (k) => {
