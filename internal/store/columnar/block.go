@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"sync"
 
 	"github.com/klauspost/compress/zstd"
@@ -40,16 +41,25 @@ type blockMeta struct {
 	WALSeg   int                `json:"walSeg"` // WAL segments <= this are covered by blocks
 	Level    int                `json:"level"`  // 0 from the head, +1 per compaction
 	Sections map[string]section `json:"sections"`
-	Attrs    []string           `json:"attrs"`
+	Attrs    []string           `json:"attrs,omitempty"`
 	Bytes    int64              `json:"bytes"`
+	// Groups are the row groups: each is read on its own, with its own
+	// sections, dictionaries, time range and trace-id filter.
+	Groups []*blockMeta `json:"groups,omitempty"`
 }
+
+// groupRows is the number of rows per row group: small enough that one
+// trace lookup or a narrow time range decodes little, large enough that
+// dictionaries and zstd still pay.
+const groupRows = 1 << 16
 
 var (
 	zenc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
 	zdec, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(1<<31))
 )
 
-// writeBlock encodes p (rows already in block order) to path atomically.
+// writeBlock encodes p (rows already in block order) to path atomically,
+// in row groups of groupRows rows.
 func writeBlock(path string, p *part, walSeg, level int) (*blockMeta, error) {
 	tmp := path + ".tmp"
 	f, err := os.Create(tmp)
@@ -57,69 +67,30 @@ func writeBlock(path string, p *part, walSeg, level int) (*blockMeta, error) {
 		return nil, fmt.Errorf("columnar: create block: %w", err)
 	}
 	defer os.Remove(tmp) // no-op after the rename
-	meta := &blockMeta{Schema: p.sch.name, Rows: p.n, MinT: p.minT, MaxT: p.maxT, WALSeg: walSeg, Level: level, Sections: map[string]section{}}
-	off := int64(len(blockMagic))
+	meta := &blockMeta{Schema: p.sch.name, Rows: p.n, MinT: p.minT, MaxT: p.maxT, WALSeg: walSeg, Level: level}
+	w := &sectionWriter{f: f, off: int64(len(blockMagic))}
 	if _, err := f.WriteString(blockMagic); err != nil {
 		f.Close()
 		return nil, err
 	}
-	var raw, comp []byte
-	put := func(name string) error {
-		comp = zenc.EncodeAll(raw, comp[:0])
-		if _, err := f.Write(comp); err != nil {
-			return err
+	rows := make([]uint32, 0, groupRows)
+	for start := 0; start < p.n; start += groupRows {
+		rows = rows[:0]
+		for r := start; r < min(p.n, start+groupRows); r++ {
+			rows = append(rows, uint32(r))
 		}
-		meta.Sections[name] = section{Off: off, Len: int64(len(comp)), RawLen: int64(len(raw))}
-		off += int64(len(comp))
-		return nil
-	}
-	for ci, k := range p.sch.kinds {
-		raw = encodeColumn(raw[:0], p, ci, k)
-		if err := put("col:" + p.sch.cols[ci]); err != nil {
+		g := p
+		if start > 0 || len(rows) < p.n {
+			g = p.subset(rows)
+		}
+		gm, err := w.writeGroup(g)
+		if err != nil {
 			f.Close()
 			return nil, err
 		}
+		meta.Groups = append(meta.Groups, gm)
 	}
-	if p.sch == spanSchema && p.n > 0 {
-		d := p.cols[scDur].i64
-		meta.MinDur, meta.MaxDur = d[0], d[0]
-		for _, v := range d {
-			meta.MinDur, meta.MaxDur = min(meta.MinDur, v), max(meta.MaxDur, v)
-		}
-	}
-	raw = raw[:0]
-	raw = binary.AppendUvarint(raw, uint64(len(p.resources)))
-	for _, r := range p.resources {
-		raw = appendString(raw, r.raw)
-	}
-	raw = appendUvarints(raw, p.res)
-	if err := put("res"); err != nil {
-		f.Close()
-		return nil, err
-	}
-	for k, sp := range p.attrs {
-		raw = encodeDict(raw[:0], sp.dict.vals)
-		raw = binary.AppendUvarint(raw, uint64(len(sp.rows)))
-		prev := uint32(0)
-		for _, r := range sp.rows {
-			raw = binary.AppendUvarint(raw, uint64(r-prev))
-			prev = r
-		}
-		raw = appendUvarints(raw, sp.vals)
-		if err := put("attr:" + k); err != nil {
-			f.Close()
-			return nil, err
-		}
-		meta.Attrs = append(meta.Attrs, k)
-	}
-	if p.sch.trace >= 0 {
-		raw = buildBloom(raw[:0], p.cols[p.sch.trace].ids)
-		if err := put("bloom"); err != nil {
-			f.Close()
-			return nil, err
-		}
-	}
-	meta.Bytes = off
+	meta.Bytes = w.off
 	idx, err := json.Marshal(meta)
 	if err != nil {
 		f.Close()
@@ -145,6 +116,75 @@ func writeBlock(path string, p *part, walSeg, level int) (*blockMeta, error) {
 	}
 	syncDir(filepath.Dir(path))
 	return meta, nil
+}
+
+type sectionWriter struct {
+	f         *os.File
+	off       int64
+	raw, comp []byte
+}
+
+func (w *sectionWriter) put(m *blockMeta, name string) error {
+	w.comp = zenc.EncodeAll(w.raw, w.comp[:0])
+	if _, err := w.f.Write(w.comp); err != nil {
+		return err
+	}
+	m.Sections[name] = section{Off: w.off, Len: int64(len(w.comp)), RawLen: int64(len(w.raw))}
+	w.off += int64(len(w.comp))
+	return nil
+}
+
+// writeGroup writes one row group's sections and returns its meta.
+func (w *sectionWriter) writeGroup(p *part) (*blockMeta, error) {
+	m := &blockMeta{Schema: p.sch.name, Rows: p.n, MinT: p.minT, MaxT: p.maxT, Sections: map[string]section{}}
+	for ci, k := range p.sch.kinds {
+		w.raw = encodeColumn(w.raw[:0], p, ci, k)
+		if err := w.put(m, "col:"+p.sch.cols[ci]); err != nil {
+			return nil, err
+		}
+	}
+	if p.sch == spanSchema && p.n > 0 {
+		d := p.cols[scDur].i64
+		m.MinDur, m.MaxDur = d[0], d[0]
+		for _, v := range d {
+			m.MinDur, m.MaxDur = min(m.MinDur, v), max(m.MaxDur, v)
+		}
+	}
+	w.raw = binary.AppendUvarint(w.raw[:0], uint64(len(p.resources)))
+	for _, r := range p.resources {
+		w.raw = appendString(w.raw, r.raw)
+	}
+	w.raw = appendUvarints(w.raw, p.res)
+	if err := w.put(m, "res"); err != nil {
+		return nil, err
+	}
+	keys := make([]string, 0, len(p.attrs))
+	for k := range p.attrs {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		sp := p.attrs[k]
+		w.raw = encodeDict(w.raw[:0], sp.dict.vals)
+		w.raw = binary.AppendUvarint(w.raw, uint64(len(sp.rows)))
+		prev := uint32(0)
+		for _, r := range sp.rows {
+			w.raw = binary.AppendUvarint(w.raw, uint64(r-prev))
+			prev = r
+		}
+		w.raw = appendUvarints(w.raw, sp.vals)
+		if err := w.put(m, "attr:"+k); err != nil {
+			return nil, err
+		}
+		m.Attrs = append(m.Attrs, k)
+	}
+	if p.sch.trace >= 0 {
+		w.raw = buildBloom(w.raw[:0], p.cols[p.sch.trace].ids)
+		if err := w.put(m, "bloom"); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
 }
 
 func syncDir(dir string) {
@@ -255,15 +295,21 @@ func encodeParents(dst []byte, p *part) []byte {
 	return append(dst, explicit...)
 }
 
-// block is an open block file. Sections are decoded on first use and kept
-// in the shared cache, which may drop them again under memory pressure.
+// block is an open block file, or one row group of it (the unit queries
+// read). Sections are decoded on first use and kept in the shared cache,
+// which may drop them again under memory pressure.
 type block struct {
-	path  string
-	id    string
-	meta  *blockMeta
-	sch   *schema
-	cache *cache
+	path   string
+	id     string // cache key prefix: path, plus #group for a row group
+	meta   *blockMeta
+	sch    *schema
+	cache  *cache
+	file   *blockFile
+	groups []*block // the row groups of a file-level block
+}
 
+// blockFile is the descriptor shared by a block and its row groups.
+type blockFile struct {
 	mu     sync.Mutex
 	f      *os.File
 	closed bool
@@ -279,24 +325,42 @@ func openBlock(path string, c *cache) (*block, error) {
 		f.Close()
 		return nil, fmt.Errorf("columnar: block %s: %w", filepath.Base(path), err)
 	}
-	// The cache is shared by the span and log tables, whose block files
-	// have the same names: key by full path.
-	b := &block{path: path, id: path, meta: meta, f: f, cache: c}
+	var sch *schema
 	switch meta.Schema {
 	case spanSchema.name:
-		b.sch = spanSchema
+		sch = spanSchema
 	case logSchema.name:
-		b.sch = logSchema
+		sch = logSchema
 	default:
 		f.Close()
 		return nil, fmt.Errorf("columnar: block %s: unknown schema %q", path, meta.Schema)
 	}
+	bf := &blockFile{f: f}
 	// A block retired by compaction or retention may still be read by
 	// queries that took it before: its file is unlinked at once, and the
 	// descriptor (which keeps the data readable) closes when the last
-	// query lets go of the block.
-	runtime.AddCleanup(b, func(f *os.File) { f.Close() }, f)
+	// query lets go of it.
+	runtime.AddCleanup(bf, func(f *os.File) { f.Close() }, f)
+	// The cache is shared by the span and log tables, whose block files
+	// have the same names: key by full path.
+	b := &block{path: path, id: path, meta: meta, sch: sch, cache: c, file: bf}
+	for i, gm := range meta.Groups {
+		b.groups = append(b.groups, &block{path: path, id: fmt.Sprintf("%s#%d", path, i), meta: gm, sch: sch, cache: c, file: bf})
+	}
 	return b, nil
+}
+
+// viewAll loads every row of every group as one part (for compaction).
+func (b *block) viewAll() (*part, error) {
+	parts := make([]*part, 0, len(b.groups))
+	for _, g := range b.groups {
+		p, err := g.view(colSet{all: true})
+		if err != nil {
+			return nil, err
+		}
+		parts = append(parts, p)
+	}
+	return concatParts(b.sch, parts), nil
 }
 
 func readFooter(f *os.File) (*blockMeta, error) {
@@ -331,9 +395,14 @@ func readFooter(f *os.File) (*blockMeta, error) {
 	if err := json.Unmarshal(idx, &m); err != nil {
 		return nil, err
 	}
-	for name, s := range m.Sections {
-		if s.Off < 0 || s.Len < 0 || s.Off+s.Len > size || s.RawLen < 0 || s.RawLen > 1<<34 {
-			return nil, fmt.Errorf("section %s out of bounds", name)
+	for i, g := range m.Groups {
+		if g == nil {
+			return nil, fmt.Errorf("row group %d missing", i)
+		}
+		for name, s := range g.Sections {
+			if s.Off < 0 || s.Len < 0 || s.Off+s.Len > size || s.RawLen < 0 || s.RawLen > 1<<34 {
+				return nil, fmt.Errorf("section %s out of bounds", name)
+			}
 		}
 	}
 	return &m, nil
@@ -345,10 +414,10 @@ func (b *block) readSection(name string) ([]byte, error) {
 		return nil, fmt.Errorf("columnar: block %s has no section %s", b.id, name)
 	}
 	comp := make([]byte, s.Len)
-	b.mu.Lock()
-	f := b.f
-	closed := b.closed
-	b.mu.Unlock()
+	b.file.mu.Lock()
+	f := b.file.f
+	closed := b.file.closed
+	b.file.mu.Unlock()
 	if closed {
 		return nil, errBlockGone
 	}
@@ -366,15 +435,19 @@ var errBlockGone = errors.New("columnar: block was removed")
 
 // retire forgets the block's cached sections; queries still holding it
 // keep reading through its open descriptor.
-func (b *block) retire() { b.cache.dropBlock(b.id) }
+func (b *block) retire() {
+	for _, g := range b.groups {
+		b.cache.dropBlock(g.id)
+	}
+}
 
 // close closes the file now (store shutdown).
 func (b *block) close() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if !b.closed {
-		b.closed = true
-		b.f.Close()
+	b.file.mu.Lock()
+	if !b.file.closed {
+		b.file.closed = true
+		b.file.f.Close()
 	}
-	b.cache.dropBlock(b.id)
+	b.file.mu.Unlock()
+	b.retire()
 }

@@ -512,7 +512,7 @@ func TestRetiredBlockStaysReadable(t *testing.T) {
 	s.spans.cfg.MaxBytes = 1
 	s.spans.applyRetention(base) // removes the older block's file
 	for _, b := range blocks {
-		if _, err := b.view(colSet{all: true}); err != nil {
+		if _, err := b.viewAll(); err != nil {
 			t.Fatalf("reading a retired block: %v", err)
 		}
 	}
@@ -553,4 +553,31 @@ func TestCompaction(t *testing.T) {
 	first := ptrace.NewTraces()
 	genTraces(3, 25).ResourceSpans().At(0).CopyTo(first.ResourceSpans().AppendEmpty())
 	checkTrace(t, s, first)
+}
+
+// A block larger than one row group answers from every group.
+func TestManyRowGroups(t *testing.T) {
+	s, err := Open(Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	td := genTraces(42, groupRows/4+500) // 4 spans per trace: just over 1 group
+	if err := s.WriteTraces(context.Background(), td); err != nil {
+		t.Fatal(err)
+	}
+	s.Flush()
+	_, blocks := s.spans.snapshot()
+	if len(blocks) != 1 || len(blocks[0].groups) != 2 {
+		t.Fatalf("want one block of two row groups, got %d blocks", len(blocks))
+	}
+	gs, err := s.AggregateSpans(context.Background(), store.Aggregate{Start: base, End: base.Add(2 * time.Hour)})
+	if err != nil || int(gs[0].Counts[0]) != td.SpanCount() {
+		t.Fatalf("count %+v %v, want %d", gs, err, td.SpanCount())
+	}
+	for _, i := range []int{0, 7000, td.ResourceSpans().Len() - 1} {
+		one := ptrace.NewTraces()
+		td.ResourceSpans().At(i).CopyTo(one.ResourceSpans().AppendEmpty())
+		checkTrace(t, s, one)
+	}
 }

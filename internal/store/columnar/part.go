@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"slices"
 	"sort"
+	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 )
@@ -405,11 +406,16 @@ func (q *part) appendRows(src *part, rows []uint32) {
 	}
 }
 
-// sortedRows returns the row order for a block: by trace id (when the
-// schema has one), then time. Sorting by trace id makes trace lookups a
-// binary search and lets ids and times of one trace compress together.
+// sortBucket: block rows are sorted by minute of start, then trace id,
+// then start. Row groups then cover narrow time ranges (a query over a few
+// minutes reads few groups), while the spans of a trace stay together, so
+// its ids and times compress well and parent ids become back-references.
+const sortBucket = int64(time.Minute)
+
+// sortedRows returns the row order for a block (see sortBucket).
 func (p *part) sortedRows() []uint32 {
 	type key struct {
+		bucket int64
 		hi, lo uint64
 		t      int64
 		row    uint32
@@ -417,13 +423,16 @@ func (p *part) sortedRows() []uint32 {
 	tc := p.cols[p.sch.time].i64
 	keys := make([]key, p.n)
 	for i := range keys {
-		keys[i] = key{t: tc[i], row: uint32(i)}
+		keys[i] = key{t: tc[i], row: uint32(i), bucket: floorDiv(tc[i], sortBucket)}
 		if p.sch.trace >= 0 {
 			id := p.cols[p.sch.trace].ids[i*16:]
 			keys[i].hi, keys[i].lo = binary.BigEndian.Uint64(id), binary.BigEndian.Uint64(id[8:])
 		}
 	}
 	slices.SortFunc(keys, func(a, b key) int {
+		if c := cmp.Compare(a.bucket, b.bucket); c != 0 {
+			return c
+		}
 		if c := cmp.Compare(a.hi, b.hi); c != 0 {
 			return c
 		}

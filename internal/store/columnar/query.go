@@ -57,8 +57,13 @@ func (t *table) sources(start, end time.Time) []source {
 	}
 	for i := len(blocks) - 1; i >= 0; i-- {
 		b := blocks[i]
-		if b.meta.MinT < hi && b.meta.MaxT >= lo {
-			out = append(out, source{blk: b})
+		if b.meta.MinT >= hi || b.meta.MaxT < lo {
+			continue
+		}
+		for _, g := range b.groups {
+			if g.meta.MinT < hi && g.meta.MaxT >= lo {
+				out = append(out, source{blk: g})
+			}
 		}
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].maxT() > out[j].maxT() })
@@ -479,37 +484,39 @@ func (s *Store) GetTrace(ctx context.Context, id pcommon.TraceID) (ptrace.Traces
 			}
 		}
 	}
-	for _, b := range blocks {
-		if err := ctx.Err(); err != nil {
-			return td, err
-		}
-		bl, err := b.bloom()
-		if err != nil {
-			return td, err
-		}
-		if !bl.mayContain(id) {
-			continue
-		}
-		tc, err := b.loadCol(scTrace)
-		if err != nil {
-			return td, err
-		}
-		n := b.meta.Rows
-		i := sort.Search(n, func(i int) bool { return string(tc.ids[i*16:i*16+16]) >= string(id[:]) })
-		var rows []uint32
-		for ; i < n && string(tc.ids[i*16:i*16+16]) == string(id[:]); i++ {
-			rows = append(rows, uint32(i))
-		}
-		if len(rows) == 0 {
-			continue
-		}
-		p, err := b.view(colSet{all: true})
-		if err != nil {
-			return td, err
-		}
-		found = true
-		if err := p.spansToTraces(rows, td); err != nil {
-			return td, err
+	for _, blk := range blocks {
+		for _, b := range blk.groups {
+			if err := ctx.Err(); err != nil {
+				return td, err
+			}
+			bl, err := b.bloom()
+			if err != nil {
+				return td, err
+			}
+			if !bl.mayContain(id) {
+				continue
+			}
+			tc, err := b.loadCol(scTrace)
+			if err != nil {
+				return td, err
+			}
+			var rows []uint32
+			for i := 0; i < b.meta.Rows; i++ {
+				if string(tc.ids[i*16:i*16+16]) == string(id[:]) {
+					rows = append(rows, uint32(i))
+				}
+			}
+			if len(rows) == 0 {
+				continue
+			}
+			p, err := b.view(colSet{all: true})
+			if err != nil {
+				return td, err
+			}
+			found = true
+			if err := p.spansToTraces(rows, td); err != nil {
+				return td, err
+			}
 		}
 	}
 	if !found {

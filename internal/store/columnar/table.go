@@ -356,7 +356,7 @@ func (t *table) merge(partition int64, bs []*block) error {
 	var parts []*part
 	level, seg := 0, 0
 	for _, b := range bs {
-		p, err := b.view(colSet{all: true})
+		p, err := b.viewAll()
 		if err != nil {
 			return err
 		}
