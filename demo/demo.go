@@ -41,6 +41,9 @@ type Config struct {
 
 	Logger *slog.Logger
 	Out    io.Writer // one line per component as it starts
+	// Ready, when set, is called once every component has started (after
+	// the backfill), so the caller can print where to look.
+	Ready func()
 
 	pgBinDir string // PostgreSQL's binaries; tests point it elsewhere
 }

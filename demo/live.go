@@ -123,6 +123,9 @@ func runLive(ctx context.Context, h *hub, st *state, sc Scenario, cfg Config, st
 	fmt.Fprintf(cfg.Out, "cloudwatch: aws_rds_*, aws_lambda_*, aws_ecs_* every %s\n", cfg.MetricInterval)
 	loops.Go(func() { w.load(runCtx, reqCtx) })
 	fmt.Fprintf(cfg.Out, "load: %s begins at %s (in %s)\n", sc.Name(), w.incident.Format("15:04:05"), cfg.IncidentAfter)
+	if cfg.Ready != nil {
+		cfg.Ready()
+	}
 
 	<-ctx.Done()
 	stop()

@@ -754,6 +754,9 @@ func runSim(ctx context.Context, h *hub, st *state, sc Scenario, cfg Config, sta
 	fmt.Fprintf(cfg.Out, "sim: %s, speed %gx, %g spans/s\n", st.dbInstance(), cfg.Speed, cfg.Rate)
 	fmt.Fprintf(cfg.Out, "tickets-server: %d tasks (simulated)\n", len(w.tasks))
 	fmt.Fprintf(cfg.Out, "lambda: %v (simulated)\n", fnOrder)
+	if cfg.Ready != nil {
+		cfg.Ready()
+	}
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	simT := start

@@ -53,10 +53,8 @@ func runDemo(ctx context.Context, args []string) error {
 	dc.DataDir = filepath.Join(cfg.DataDir, "demo")
 	dc.Logger = s.log
 	dc.Out = os.Stdout
-	done := make(chan error, 1)
-	go func() { done <- demo.Run(ctx, dc) }()
-	fmt.Printf("open http://%s\n", s.httpAddr)
-	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+	dc.Ready = func() { fmt.Printf("open http://%s\n", s.httpAddr) }
+	if err := demo.Run(ctx, dc); err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
 	return s.Shutdown(context.Background())
