@@ -11,6 +11,11 @@ type colSet struct {
 	cols  []int    // fixed column indexes
 	attrs []string // attribute keys; nil with allAttrs set means every key
 	all   bool     // everything (trace reconstruction)
+	// scratch, when set, receives a block's log bodies instead of the
+	// cache: a filter over 10M lines decodes about 1 GB of them, more than
+	// the cache keeps, so caching would only churn it. The part returned
+	// is valid until the caller reuses *scratch.
+	scratch *[]byte
 }
 
 // view returns a part whose needed columns are loaded. Columns not asked
@@ -38,6 +43,19 @@ func (b *block) view(need colSet) (*part, error) {
 				return nil, err
 			}
 			p.cols[scSpan] = *sc
+		}
+		if need.scratch != nil && b.sch == logSchema && ci == lcBody {
+			raw, err := b.readSectionTo("col:"+b.sch.cols[ci], (*need.scratch)[:0])
+			if err != nil {
+				return nil, err
+			}
+			*need.scratch = raw
+			c, _, err := decodeColumn(raw, kBlob, b.meta.Rows, nil)
+			if err != nil {
+				return nil, err
+			}
+			p.cols[ci] = *c.(*column)
+			continue
 		}
 		c, err := b.loadCol(ci)
 		if err != nil {

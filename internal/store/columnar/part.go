@@ -350,6 +350,12 @@ func (q *part) appendRows(src *part, rows []uint32) {
 				to.ids = append(to.ids, from.ids[int(r)*w:int(r)*w+w]...)
 			}
 		case kBlob:
+			total := 0
+			for _, r := range rows {
+				total += len(from.blobAt(int(r)))
+			}
+			to.blob = slices.Grow(to.blob, total)
+			to.off = slices.Grow(to.off, len(rows))
 			for _, r := range rows {
 				to.appendBlob(from.blobAt(int(r)))
 			}

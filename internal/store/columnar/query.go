@@ -114,7 +114,10 @@ loop:
 // rows matching the time range and filter.
 func (t *table) selectRows(src source, start, end time.Time, filter *store.Cond, extra colSet) (*part, bitset, error) {
 	need := extra
-	need.cols = append(need.cols, t.sch.time)
+	// Clip: callers share extra across goroutines; appends must not write
+	// into its backing array.
+	need.cols = append(extra.cols[:len(extra.cols):len(extra.cols)], t.sch.time)
+	need.attrs = extra.attrs[:len(extra.attrs):len(extra.attrs)]
 	if err := needs(t.sch, filter, &need); err != nil {
 		return nil, nil, err
 	}
@@ -290,6 +293,9 @@ type acc struct {
 	hist   [][]uint64
 }
 
+// scratchPool holds buffers for log bodies decoded by aggregations.
+var scratchPool = sync.Pool{New: func() any { return new([]byte) }}
+
 // aggregate runs q over a table.
 func (t *table) aggregate(ctx context.Context, q store.Aggregate) ([]store.GroupSeries, error) {
 	if !q.End.After(q.Start) {
@@ -324,7 +330,11 @@ func (t *table) aggregate(ctx context.Context, q store.Aggregate) ([]store.Group
 	total := map[string]*acc{}
 	lo, step := q.Start.UnixNano(), int64(q.Step)
 	err := parallel(ctx, t.sources(q.Start, q.End), func(src source) error {
-		p, sel, err := t.selectRows(src, q.Start, q.End, q.Filter, extra)
+		buf := scratchPool.Get().(*[]byte)
+		defer scratchPool.Put(buf) // nothing below outlives this call
+		need := extra
+		need.scratch = buf
+		p, sel, err := t.selectRows(src, q.Start, q.End, q.Filter, need)
 		if err != nil {
 			return err
 		}
