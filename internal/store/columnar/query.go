@@ -262,13 +262,14 @@ func (t *table) groupCol(p *part, f store.Field) (*groupCol, error) {
 
 // composite combines several group columns into one whose names are the
 // members' names joined with \x00.
-func composite(p *part, gcs []*groupCol) *groupCol {
+// Only the selected rows are resolved: the others are never grouped.
+func composite(p *part, gcs []*groupCol, sel bitset) *groupCol {
 	c := &groupCol{perRow: make([]uint32, p.n)}
 	tuples := newDict()
 	names := newDict()
 	key := make([]byte, 4*len(gcs))
 	parts := make([]string, len(gcs))
-	for row := 0; row < p.n; row++ {
+	sel.each(func(row int) bool {
 		for i, g := range gcs {
 			binary.LittleEndian.PutUint32(key[4*i:], g.at(p, row))
 		}
@@ -282,7 +283,8 @@ func composite(p *part, gcs []*groupCol) *groupCol {
 			names.vals = append(names.vals, strings.Join(parts, "\x00"))
 		}
 		c.perRow[row] = id
-	}
+		return true
+	})
 	c.names = names.vals
 	return c
 }
@@ -347,7 +349,7 @@ func (t *table) aggregate(ctx context.Context, q store.Aggregate) ([]store.Group
 		if len(gcs) > 4 {
 			// The row loop keys on four ids; fold the fourth field onwards
 			// into one composite column (a LogQL stream has many labels).
-			gcs = append(gcs[:3], composite(p, gcs[3:]))
+			gcs = append(gcs[:3], composite(p, gcs[3:], sel))
 		}
 		local := map[[4]uint32]*acc{}
 		tc := p.cols[t.sch.time].i64
